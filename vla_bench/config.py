@@ -1,0 +1,46 @@
+"""Typed configuration behind the CLI. Field names become flags (`max_steps` -> `--max-steps`)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal, Optional
+
+from vla_bench.specs import DEFAULT_PROTOCOL
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    """Run a policy on LIBERO suites under a named protocol and write a run folder."""
+
+    suite: str
+    """Suite name(s), comma-separated: libero_spatial, libero_object, libero_goal, libero_10, libero_90."""
+    policy: str
+    """Registered policy name (see `vla-bench policies`)."""
+    checkpoint: Optional[str] = None
+    """Checkpoint path (file or directory) for policies that load weights or recorded actions."""
+    protocol: str = DEFAULT_PROTOCOL
+    """Evaluation protocol preset (see `vla-bench suites`)."""
+    tasks: Optional[str] = None
+    """Task ids, e.g. 0,3 or 0-4 (default: all). A deviation from the protocol."""
+    trials: Optional[int] = None
+    """Episodes per task; trial i starts from init state i (default: the protocol's). A deviation."""
+    max_steps: Optional[int] = None
+    """Policy steps per episode for every suite (default: the protocol's per-suite limit). A deviation."""
+    seed: Optional[int] = None
+    """Env seed set before every episode, also seeds random policies (default: the protocol's)."""
+    output: Optional[str] = None
+    """Run folder (default: results/<date>-<policy>-<suites>). Must not already hold a run."""
+    env: Literal["libero", "fake"] = "libero"
+    """Simulator: real LIBERO, or the fast fake env for smoke tests of a policy."""
+    render: Literal["auto", "on", "off"] = "auto"
+    """Render cameras: auto renders only for policies that read images (outcomes do not depend on it)."""
+    device: str = "cpu"
+    """Torch device for model policies."""
+    progress: bool = True
+    """Show a progress bar."""
+
+    def __post_init__(self) -> None:
+        for name in ("trials", "max_steps"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {value}")

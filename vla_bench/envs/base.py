@@ -1,0 +1,78 @@
+"""The env interface shared by the real LIBERO env and the fakes."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Protocol as TypingProtocol
+
+import numpy as np
+
+from vla_bench.specs import Protocol
+
+ACTION_DIM = 7
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvSpec:
+    """Everything needed to build one task's env, derived from the protocol."""
+
+    suite: str
+    task_id: int
+    render_size: int
+    cameras: tuple[str, ...]  # empty: no rendering at all
+    flip_images: bool
+    image_size: int | None  # resize images to this size; None keeps render_size
+    state: str
+    settle_steps: int
+    settle_action: tuple[float, ...]
+
+    @classmethod
+    def from_protocol(
+        cls, protocol: Protocol, suite: str, task_id: int, *, render: bool = True, image_size: int | None = None
+    ) -> EnvSpec:
+        return cls(
+            suite=suite,
+            task_id=task_id,
+            render_size=protocol.render_size,
+            cameras=protocol.cameras if render else (),
+            flip_images=protocol.flip_images,
+            image_size=image_size,
+            state=protocol.state,
+            settle_steps=protocol.settle_steps,
+            settle_action=protocol.settle_action,
+        )
+
+
+@dataclasses.dataclass
+class Observation:
+    """A processed observation, as a policy sees it."""
+
+    images: dict[str, np.ndarray]  # camera name -> HxWx3 uint8, in the protocol's orientation
+    state: np.ndarray  # the protocol's 8-D state vector
+    instruction: str
+    episode: str = ""  # Episode.key
+    step: int = 0  # policy steps taken so far in this episode
+
+
+class Env(TypingProtocol):
+    """One task's simulator. `start` begins an episode; `step` returns (observation, success)."""
+
+    spec: EnvSpec
+    language: str
+    n_init_states: int
+
+    def start(self, init_idx: int, seed: int) -> Observation: ...
+
+    def step(self, action: np.ndarray) -> tuple[Observation, bool]: ...
+
+    def close(self) -> None: ...
+
+
+def check_action(action: np.ndarray) -> np.ndarray:
+    """Validate one env action; raises ValueError naming the problem."""
+    action = np.asarray(action, dtype=np.float64)
+    if action.shape != (ACTION_DIM,):
+        raise ValueError(f"action has shape {action.shape}; expected ({ACTION_DIM},)")
+    if not np.all(np.isfinite(action)):
+        raise ValueError(f"action is not finite: {action.tolist()}")
+    return action

@@ -1,0 +1,89 @@
+"""The real LIBERO env in MuJoCo, driven exactly like the reference evaluation loop.
+
+Episode start = seed -> reset -> set_init_state(init_states[i]) -> settle no-op steps; then one
+`step` per policy action, success = the env's `done` (LIBERO's goal predicates).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+
+import numpy as np
+
+from vla_bench.envs.base import EnvSpec, Observation, check_action
+from vla_bench.envs.libero_setup import ensure_ready
+from vla_bench.envs.obs import process_raw
+from vla_bench.errors import VlaBenchError
+
+
+def load_task(suite: str, task_id: int):
+    """(task, init_states, bddl path) of one LIBERO task."""
+    ensure_ready()
+    # LIBERO, robosuite and gym print banners and task orders on import: keep them off the console.
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        from libero.libero import benchmark, get_libero_path
+        from libero.libero.envs import env_wrapper  # noqa: F401
+
+        benchmark_suite = benchmark.get_benchmark_dict()[suite]()
+    if not 0 <= task_id < benchmark_suite.n_tasks:
+        raise VlaBenchError(f"task id {task_id} out of range for {suite} (0..{benchmark_suite.n_tasks - 1})")
+    task = benchmark_suite.get_task(task_id)
+    init_states = np.asarray(benchmark_suite.get_task_init_states(task_id))
+    bddl = os.path.join(get_libero_path("bddl_files"), task.problem_folder, task.bddl_file)
+    return task, init_states, bddl
+
+
+def make_raw_env(spec: EnvSpec, bddl: str):
+    """The LIBERO ControlEnv for a spec: offscreen rendering of the protocol's cameras, or none."""
+    from libero.libero.envs.env_wrapper import ControlEnv
+
+    size = spec.render_size
+    if spec.cameras:
+        return ControlEnv(
+            bddl_file_name=bddl,
+            camera_names=list(spec.cameras),
+            camera_heights=size,
+            camera_widths=size,
+            has_renderer=False,
+            has_offscreen_renderer=True,
+            use_camera_obs=True,
+        )
+    return ControlEnv(bddl_file_name=bddl, has_renderer=False, has_offscreen_renderer=False, use_camera_obs=False)
+
+
+class LiberoEnv:
+    """One LIBERO task's env with the protocol's observation processing."""
+
+    def __init__(self, spec: EnvSpec) -> None:
+        self.spec = spec
+        task, self._init_states, bddl = load_task(spec.suite, spec.task_id)
+        self.language: str = task.language
+        self.n_init_states = len(self._init_states)
+        self._env = make_raw_env(spec, bddl)
+        self._settle = np.asarray(spec.settle_action, dtype=np.float64)
+
+    @property
+    def raw(self):
+        """The underlying LIBERO ControlEnv (privileged access for tests and scripted policies)."""
+        return self._env
+
+    def start(self, init_idx: int, seed: int) -> Observation:
+        if not 0 <= init_idx < self.n_init_states:
+            raise VlaBenchError(f"init state {init_idx} out of range (task has {self.n_init_states})")
+        self._env.seed(seed)
+        self._env.reset()
+        raw = self._env.set_init_state(self._init_states[init_idx])
+        for _ in range(self.spec.settle_steps):
+            raw, _, _, _ = self._env.step(self._settle)
+        return process_raw(raw, self.spec, self.language)
+
+    def step(self, action: np.ndarray) -> tuple[Observation, bool]:
+        raw, _, done, _ = self._env.step(check_action(action))
+        return process_raw(raw, self.spec, self.language), bool(done)
+
+    def close(self) -> None:
+        env, self._env = self._env, None
+        if env is not None:
+            env.close()

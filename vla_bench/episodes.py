@@ -1,0 +1,136 @@
+"""The episode list of a run: which (suite, task, init state, seed) episodes run, fixed before scheduling."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from vla_bench.errors import VlaBenchError
+from vla_bench.specs import Protocol, Suite, protocols, suites
+
+
+@dataclasses.dataclass(frozen=True, order=True)
+class Episode:
+    """Identity of one episode; independent of which worker runs it or when."""
+
+    suite: str
+    task_id: int
+    init_idx: int
+    seed: int
+    max_steps: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.suite}/{self.task_id}/{self.init_idx}"
+
+
+@dataclasses.dataclass(frozen=True)
+class RunPlan:
+    """The resolved selection of a run: protocol, suites, tasks, trials, limits and deviations."""
+
+    protocol: Protocol
+    suites: tuple[Suite, ...]
+    tasks: dict[str, tuple[int, ...]]
+    trials: int
+    max_steps: dict[str, int]
+    seed: int
+    deviations: dict[str, Any]
+
+    def episodes(self) -> list[Episode]:
+        """Episodes in canonical order: suite, task, init state."""
+        return [
+            Episode(suite.name, task_id, init_idx, self.seed, self.max_steps[suite.name])
+            for suite in self.suites
+            for task_id in self.tasks[suite.name]
+            for init_idx in range(self.trials)
+        ]
+
+
+def parse_int_list(text: str, what: str) -> tuple[int, ...]:
+    """Parse "0,3,5-7" into (0, 3, 5, 6, 7)."""
+    values: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            if "-" in part:
+                lo, hi = (int(p) for p in part.split("-", 1))
+                if hi < lo:
+                    raise ValueError
+                values.extend(range(lo, hi + 1))
+            else:
+                values.append(int(part))
+        except ValueError:
+            raise VlaBenchError(f"{what}: cannot parse {part!r} (expected integers like 0,3,5-7)") from None
+    if not values:
+        raise VlaBenchError(f"{what}: empty list")
+    if len(set(values)) != len(values):
+        raise VlaBenchError(f"{what}: {text!r} names an entry twice")
+    return tuple(values)
+
+
+def parse_suite_list(text: str) -> tuple[Suite, ...]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise VlaBenchError("--suite: no suite given")
+    registry = suites()
+    resolved = tuple(registry.get(name) for name in names)
+    if len({s.name for s in resolved}) != len(resolved):
+        raise VlaBenchError(f"--suite: {text!r} names a suite twice")
+    return resolved
+
+
+def make_plan(
+    *,
+    suite: str,
+    protocol: str,
+    tasks: str | None = None,
+    trials: int | None = None,
+    max_steps: int | None = None,
+    seed: int | None = None,
+) -> RunPlan:
+    """Resolve the user's selection against the protocol; every override is recorded as a deviation."""
+    proto = protocols().get(protocol)
+    chosen = parse_suite_list(suite)
+    deviations: dict[str, Any] = {}
+
+    task_map: dict[str, tuple[int, ...]] = {}
+    if tasks is None:
+        task_map = {s.name: tuple(range(s.n_tasks)) for s in chosen}
+    else:
+        ids = parse_int_list(tasks, "--tasks")
+        for s in chosen:
+            bad = [t for t in ids if not 0 <= t < s.n_tasks]
+            if bad:
+                raise VlaBenchError(f"--tasks: task id {bad[0]} out of range for {s.name} (0..{s.n_tasks - 1})")
+            task_map[s.name] = ids
+        deviations["tasks"] = {"protocol": "all", "run": list(ids)}
+
+    n_trials = proto.trials_per_task if trials is None else trials
+    limit = min(s.init_states_per_task for s in chosen)
+    if not 1 <= n_trials <= limit:
+        raise VlaBenchError(f"--trials {n_trials}: must be between 1 and {limit} (each LIBERO task has {limit} init states)")
+    if n_trials != proto.trials_per_task:
+        deviations["trials_per_task"] = {"protocol": proto.trials_per_task, "run": n_trials}
+
+    steps = {s.name: proto.max_steps_for(s.name) for s in chosen}
+    if max_steps is not None:
+        if max_steps < 1:
+            raise VlaBenchError(f"--max-steps {max_steps}: must be at least 1")
+        deviations["max_steps"] = {"protocol": dict(steps), "run": max_steps}
+        steps = {name: max_steps for name in steps}
+
+    run_seed = proto.env_seed if seed is None else seed
+    if run_seed != proto.env_seed:
+        deviations["env_seed"] = {"protocol": proto.env_seed, "run": run_seed}
+
+    return RunPlan(
+        protocol=proto,
+        suites=chosen,
+        tasks=task_map,
+        trials=n_trials,
+        max_steps=steps,
+        seed=run_seed,
+        deviations=deviations,
+    )

@@ -1,0 +1,1 @@
+"""Run folders: schema, writer/reader, summaries, provenance."""

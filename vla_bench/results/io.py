@@ -1,0 +1,109 @@
+"""Reading and writing run folders. Records are appended one by one and flushed to disk."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from vla_bench.errors import VlaBenchError
+from vla_bench.results.schema import (
+    EPISODES_FILE,
+    RUN_FILE,
+    SCHEMA_VERSION,
+    SUMMARY_CSV,
+    SUMMARY_MD,
+    EpisodeRecord,
+)
+from vla_bench.results.summary import Summary, to_csv, to_markdown
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=2, sort_keys=False, default=str)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def read_run(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / RUN_FILE
+    if not path.is_file():
+        raise VlaBenchError(f"{path}: missing; {run_dir} is not a run folder")
+    try:
+        run = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise VlaBenchError(f"{path}: not valid JSON ({exc})") from None
+    if run.get("schema_version") != SCHEMA_VERSION:
+        raise VlaBenchError(f"{path}: unknown schema_version {run.get('schema_version')!r} (this vla_bench reads {SCHEMA_VERSION})")
+    return run
+
+
+def read_episodes(run_dir: Path) -> list[EpisodeRecord]:
+    """All complete records. A torn last line (a crash mid-write: no trailing newline) is ignored;
+    any other malformed line is an error naming the file and line."""
+    path = run_dir / EPISODES_FILE
+    if not path.is_file():
+        return []
+    text = path.read_text()
+    lines = text.split("\n")
+    torn_tail = not text.endswith("\n") and text != ""
+    records = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        if torn_tail and number == len(lines):
+            break
+        try:
+            data = json.loads(line)
+            if data.get("schema_version") != SCHEMA_VERSION:
+                raise ValueError(f"unknown schema_version {data.get('schema_version')!r}")
+            records.append(EpisodeRecord.from_dict(data))
+        except (ValueError, TypeError) as exc:
+            raise VlaBenchError(f"{path}:{number}: malformed episode record ({exc})") from None
+    return records
+
+
+class RunWriter:
+    """Owns one run folder: run.json, episodes.jsonl (append + fsync per record), summaries."""
+
+    def __init__(self, run_dir: Path, run_info: dict[str, Any]) -> None:
+        self.run_dir = run_dir
+        self.run_info = run_info
+        self._episodes = None
+
+    @classmethod
+    def create(cls, run_dir: Path, run_info: dict[str, Any]) -> RunWriter:
+        """Start a new run folder; refuses a folder that already holds a run."""
+        if (run_dir / RUN_FILE).exists() or (run_dir / EPISODES_FILE).exists():
+            raise VlaBenchError(f"{run_dir} already holds a run; choose another --output")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        writer = cls(run_dir, {"schema_version": SCHEMA_VERSION, **run_info, "status": "running"})
+        writer.save_run()
+        return writer
+
+    def save_run(self) -> None:
+        write_json_atomic(self.run_dir / RUN_FILE, self.run_info)
+
+    def append(self, record: EpisodeRecord) -> None:
+        if self._episodes is None:
+            self._episodes = open(self.run_dir / EPISODES_FILE, "a")
+        self._episodes.write(json.dumps(record.to_dict()) + "\n")
+        self._episodes.flush()
+        os.fsync(self._episodes.fileno())
+
+    def finish(self, status: str, **fields: Any) -> Summary:
+        """Close the episode file, record the end status, write summary.md / summary.csv."""
+        if self._episodes is not None:
+            self._episodes.close()
+            self._episodes = None
+        self.run_info.update(status=status, **fields)
+        self.save_run()
+        summary = Summary.from_records(read_episodes(self.run_dir))
+        title = f"{self.run_info.get('policy', {}).get('name', '?')} on {', '.join(self.run_info.get('suites', []))}"
+        (self.run_dir / SUMMARY_MD).write_text(to_markdown(summary, title))
+        (self.run_dir / SUMMARY_CSV).write_text(to_csv(summary, SCHEMA_VERSION))
+        return summary

@@ -1,0 +1,52 @@
+"""The results schema: `run.json` and one JSON line per episode in `episodes.jsonl`.
+
+Readers (summary, report, gate) depend on these fields, never on log text. Bump SCHEMA_VERSION
+on any incompatible change.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+RUN_FILE = "run.json"
+EPISODES_FILE = "episodes.jsonl"
+SUMMARY_MD = "summary.md"
+SUMMARY_CSV = "summary.csv"
+
+STATUS_OK = "ok"
+STATUS_ERROR = "error"
+
+
+@dataclasses.dataclass(frozen=True)
+class EpisodeRecord:
+    """The outcome of one episode. `success` is meaningful only when status is "ok"."""
+
+    suite: str
+    task_id: int
+    task: str
+    init_idx: int
+    seed: int
+    success: bool
+    steps: int
+    wall_s: float
+    status: str
+    error: str | None = None
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def key(self) -> str:
+        return f"{self.suite}/{self.task_id}/{self.init_idx}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EpisodeRecord:
+        names = {f.name for f in dataclasses.fields(cls)}
+        missing = names - set(data) - {"error"}
+        if missing:
+            raise ValueError(f"missing fields {sorted(missing)}")
+        return cls(**{k: v for k, v in data.items() if k in names})

@@ -1,0 +1,90 @@
+"""Running one episode: start from its init state, query the policy each step, stop on success."""
+
+from __future__ import annotations
+
+import time
+import traceback
+from typing import Callable
+
+import numpy as np
+
+from vla_bench.envs.base import Env
+from vla_bench.episodes import Episode
+from vla_bench.errors import PolicyOutputError
+from vla_bench.policies.base import Policy, check_actions
+from vla_bench.results.schema import STATUS_ERROR, STATUS_OK, EpisodeRecord
+
+
+def simulator_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean the simulator failed (an episode error, not a task failure)."""
+    from vla_bench.envs.fake import FakeSimulatorError
+
+    errors: list[type[BaseException]] = [FakeSimulatorError]
+    try:
+        import mujoco
+
+        errors.append(mujoco.FatalError)
+    except ImportError:
+        pass
+    try:
+        from robosuite.utils.errors import RobosuiteError
+
+        errors.append(RobosuiteError)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+def validate_action(actions: np.ndarray) -> np.ndarray:
+    action = check_actions(actions, 1)[0]
+    if not np.all(np.isfinite(action)):
+        raise PolicyOutputError(f"policy returned non-finite action {action.tolist()}")
+    return action
+
+
+def run_episode(
+    env: Env,
+    policy: Policy,
+    episode: Episode,
+    on_step: Callable[[], None] | None = None,
+) -> EpisodeRecord:
+    """Run one episode to success or its step limit. Policy output errors and simulator errors
+    become a record with status "error"; any other exception propagates."""
+    start = time.monotonic()
+    steps = 0
+    success = False
+
+    def record(status: str, error: str | None = None) -> EpisodeRecord:
+        return EpisodeRecord(
+            suite=episode.suite,
+            task_id=episode.task_id,
+            task=env.language,
+            init_idx=episode.init_idx,
+            seed=episode.seed,
+            success=success,
+            steps=steps,
+            wall_s=round(time.monotonic() - start, 3),
+            status=status,
+            error=error,
+        )
+
+    try:
+        obs = env.start(episode.init_idx, episode.seed)
+        policy.reset(episode)
+        while steps < episode.max_steps:
+            obs.episode, obs.step = episode.key, steps
+            action = validate_action(policy.infer([obs]))
+            obs, success = env.step(action)
+            steps += 1
+            if on_step is not None:
+                on_step()
+            if success:
+                break
+    except PolicyOutputError as exc:
+        success = False
+        return record(STATUS_ERROR, f"policy output: {exc}")
+    except simulator_errors() as exc:
+        success = False
+        detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        return record(STATUS_ERROR, f"simulator: {detail}")
+    return record(STATUS_OK)

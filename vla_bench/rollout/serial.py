@@ -1,0 +1,49 @@
+"""The single-process executor: runs the episode list in order, one env per task at a time."""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+from vla_bench.envs import EnvSpec, make_env
+from vla_bench.envs.base import Env
+from vla_bench.episodes import Episode
+from vla_bench.policies.base import Policy
+from vla_bench.results.schema import EpisodeRecord
+from vla_bench.rollout.episode import run_episode
+from vla_bench.specs import Protocol
+
+
+class SerialExecutor:
+    """Runs episodes one after another in this process; keeps one env alive per task, like the
+    reference loop (build the task's env once, reset it for every episode)."""
+
+    def __init__(self, env_kind: str = "libero", render: bool = True, image_size: int | None = None) -> None:
+        self.env_kind = env_kind
+        self.render = render
+        self.image_size = image_size
+
+    def run(
+        self,
+        episodes: Sequence[Episode],
+        policy: Policy,
+        protocol: Protocol,
+        on_record: Callable[[EpisodeRecord], None],
+        on_step: Callable[[], None] | None = None,
+    ) -> None:
+        env: Env | None = None
+        current: tuple[str, int] | None = None
+        try:
+            for episode in episodes:
+                if (episode.suite, episode.task_id) != current:
+                    if env is not None:
+                        env.close()
+                        env = None
+                    spec = EnvSpec.from_protocol(
+                        protocol, episode.suite, episode.task_id, render=self.render, image_size=self.image_size
+                    )
+                    env = make_env(self.env_kind, spec)
+                    current = (episode.suite, episode.task_id)
+                on_record(run_episode(env, policy, episode, on_step))
+        finally:
+            if env is not None:
+                env.close()

@@ -1,0 +1,112 @@
+"""Suites and protocols, loaded from the data files in `suites/`."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from vla_bench.registry import Registry
+
+SUITES_DIR = Path(os.environ.get("VLA_BENCH_SUITES_DIR", Path(__file__).resolve().parents[1] / "suites"))
+
+STATE_KINDS = ("axis_angle", "euler")
+EXECUTION_MODES = ("single", "chunk", "temporal_ensemble")
+GRIPPER_CONVENTIONS = ("binarize", "threshold")
+
+
+@dataclasses.dataclass(frozen=True)
+class Suite:
+    """A LIBERO task suite."""
+
+    name: str
+    description: str
+    n_tasks: int
+    init_states_per_task: int
+    aliases: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.n_tasks <= 0 or self.init_states_per_task <= 0:
+            raise ValueError(f"suite {self.name}: n_tasks and init_states_per_task must be positive")
+
+
+@dataclasses.dataclass(frozen=True)
+class Protocol:
+    """Every constant of an evaluation protocol that can change a success rate."""
+
+    name: str
+    description: str
+    sources: tuple[str, ...]
+    render_size: int
+    cameras: tuple[str, ...]
+    flip_images: bool
+    model_image_size: int
+    settle_steps: int
+    settle_action: tuple[float, ...]
+    trials_per_task: int
+    env_seed: int
+    state: str
+    action_chunk: int
+    execution: str
+    history: int
+    gripper: str
+    max_steps: dict[str, int]
+    ensemble_k: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.state not in STATE_KINDS:
+            raise ValueError(f"protocol {self.name}: state must be one of {STATE_KINDS}")
+        if self.execution not in EXECUTION_MODES:
+            raise ValueError(f"protocol {self.name}: execution must be one of {EXECUTION_MODES}")
+        if self.gripper not in GRIPPER_CONVENTIONS:
+            raise ValueError(f"protocol {self.name}: gripper must be one of {GRIPPER_CONVENTIONS}")
+        if len(self.settle_action) != 7:
+            raise ValueError(f"protocol {self.name}: settle_action must have 7 entries")
+        for value in (self.render_size, self.model_image_size, self.trials_per_task, self.action_chunk, self.history):
+            if value <= 0:
+                raise ValueError(f"protocol {self.name}: sizes and counts must be positive")
+
+    def max_steps_for(self, suite: str) -> int:
+        return self.max_steps[suite]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _read_toml(name: str) -> dict[str, Any]:
+    with open(SUITES_DIR / name, "rb") as f:
+        return tomllib.load(f)
+
+
+@functools.cache
+def suites() -> Registry[Suite]:
+    registry: Registry[Suite] = Registry("suite")
+    for name, entry in _read_toml("suites.toml").items():
+        aliases = tuple(entry.pop("aliases", ()))
+        registry.add(name, Suite(name=name, aliases=aliases, **entry), aliases)
+    return registry
+
+
+@functools.cache
+def protocols() -> Registry[Protocol]:
+    registry: Registry[Protocol] = Registry("protocol")
+    suite_names = set(suites().names())
+    for name, entry in _read_toml("protocols.toml").items():
+        protocol = Protocol(
+            name=name,
+            sources=tuple(entry.pop("sources")),
+            cameras=tuple(entry.pop("cameras")),
+            settle_action=tuple(float(a) for a in entry.pop("settle_action")),
+            **entry,
+        )
+        missing = suite_names - set(protocol.max_steps)
+        if missing:
+            raise ValueError(f"protocol {name}: no max_steps for {sorted(missing)}")
+        registry.add(name, protocol)
+    return registry
+
+
+DEFAULT_PROTOCOL = "openvla"
