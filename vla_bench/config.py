@@ -38,9 +38,3 @@ class EvalConfig:
     """Torch device for model policies."""
     progress: bool = True
     """Show a progress bar."""
-
-    def __post_init__(self) -> None:
-        for name in ("trials", "max_steps"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {value}")

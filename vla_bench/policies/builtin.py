@@ -114,16 +114,19 @@ def load_replay(path: Path) -> dict[str | None, np.ndarray]:
 
 @POLICIES.register("zero")
 def _zero(context: PolicyContext) -> Policy:
+    """No-op deltas, gripper open (needs no images)."""
     return ZeroPolicy()
 
 
 @POLICIES.register("random")
 def _random(context: PolicyContext) -> Policy:
+    """Uniform random actions, seeded per episode from --seed."""
     return RandomPolicy(context.seed)
 
 
 @POLICIES.register("replay")
 def _replay(context: PolicyContext) -> Policy:
+    """Replays actions from --checkpoint FILE (.npy (T,7) or .npz keyed "suite/task/init")."""
     if context.checkpoint is None:
         raise VlaBenchError("policy 'replay' needs --checkpoint PATH to a .npy or .npz actions file")
     return ReplayPolicy(context.checkpoint)
