@@ -44,6 +44,14 @@ class Policy(ABC):
     def reset(self, episode: Episode) -> None:
         """Called before the first `infer` of an episode."""
 
+    def reads_images(self, episode: str, step: int) -> bool:
+        """Whether `infer` reads camera images at this step of this episode (`Episode.key`).
+
+        Executors render only the steps that return True; e.g. an open-loop chunk wrapper reads one
+        observation per chunk. Rendering does not change the physics, so outcomes are unaffected.
+        """
+        return self.uses_images
+
     @abstractmethod
     def infer(self, observations: Sequence[Observation]) -> np.ndarray:
         """Actions (B, 7) for a batch of observations from different episodes."""
