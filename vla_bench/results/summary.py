@@ -52,10 +52,15 @@ class Summary:
             suites.setdefault(record.suite, Tally()).add(record)
         return cls(tasks=tasks, task_names=names, suites=suites)
 
+    def ordered_tasks(self) -> list[tuple[tuple[str, int], Tally]]:
+        """Tasks grouped by suite (in order of first appearance), then by task id."""
+        rank = {suite: i for i, suite in enumerate(self.suites)}
+        return sorted(self.tasks.items(), key=lambda item: (rank[item[0][0]], item[0][1]))
+
     def rows(self) -> list[dict[str, object]]:
         """One row per task, then one per suite (task_id empty)."""
         rows: list[dict[str, object]] = []
-        for (suite, task_id), tally in sorted(self.tasks.items()):
+        for (suite, task_id), tally in self.ordered_tasks():
             rows.append(_row(suite, task_id, self.task_names[(suite, task_id)], tally))
         for suite, tally in self.suites.items():
             rows.append(_row(suite, None, "ALL", tally))
@@ -89,7 +94,7 @@ def suite_table(summary: Summary) -> str:
 def to_markdown(summary: Summary, title: str) -> str:
     lines = [f"# {title}", "", "## Suites", "", suite_table(summary), "", "## Tasks", ""]
     lines += ["| suite | task | instruction | success | successes / ok | errors |", "|---|---:|---|---:|---:|---:|"]
-    for (suite, task_id), tally in sorted(summary.tasks.items()):
+    for (suite, task_id), tally in summary.ordered_tasks():
         name = summary.task_names[(suite, task_id)]
         lines.append(f"| {suite} | {task_id} | {name} | {_percent(tally)} | {tally.successes} / {tally.ok} | {tally.errors} |")
     return "\n".join(lines) + "\n"
