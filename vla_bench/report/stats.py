@@ -27,8 +27,10 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
     denominator = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denominator
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    # Clamp rounding noise at the ends (0/n must give exactly 0 as the lower bound).
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # At 0/n and n/n the bound is exactly 0 or 1; floating point gives 1 - 1e-16, so pin it.
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == n else min(1.0, centre + half)
+    return low, high
 
 
 def drop_pvalue(run_successes: int, run_n: int, ref_successes: int, ref_n: int, test: str = "fisher") -> float:
