@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
 import tyro
 
@@ -14,7 +14,7 @@ from vla_bench.commands import command
 class ReportCommand:
     """Success tables with 95% Wilson intervals for one or more run folders, side by side."""
 
-    runs: tyro.conf.Positional[tuple[str, ...]]
+    runs: Annotated[tyro.conf.Positional[tuple[str, ...]], tyro.conf.arg(metavar="RUN")]
     """Run folders (each holds run.json and episodes.jsonl)."""
     names: Optional[str] = None
     """Column labels, comma-separated, one per run (default: the run folder names), e.g. teacher,student."""
@@ -50,7 +50,7 @@ class GateCommand:
     """Exit 1 when a run's success rate is significantly below a baseline's (one-sided exact test on
     the two binomial samples) or below a floor; exit 2 when the two are not comparable."""
 
-    run: tyro.conf.Positional[str]
+    run: Annotated[tyro.conf.Positional[str], tyro.conf.arg(metavar="RUN")]
     """Run folder to check."""
     baseline: str
     """Reference: a run folder, or a JSON file from `vla-bench report REF --json FILE` (or hand-written:
@@ -85,7 +85,7 @@ class RunsCommand:
     """List the run folders under a directory: policy, checkpoint, protocol (* = deviations), suites,
     episodes recorded/planned, success over ok episodes, errors, start date, status."""
 
-    root: tyro.conf.Positional[str] = "results"
+    root: Annotated[tyro.conf.Positional[str], tyro.conf.arg(metavar="DIR")] = "results"
     """Directory to search (run folders up to 4 levels down)."""
     json: bool = False
     """Print the index as JSON lines instead of a table."""
