@@ -286,6 +286,7 @@ def test_html_is_self_contained(teacher_student, tmp_path, capsys):
         (lambda p: _replace_line(p, 2, '{"suite": "libero_object", "task_id": 0'), "episodes.jsonl:2: malformed episode record"),
         (lambda p: _replace_line(p, 3, '{"suite": "libero_object", "schema_version": 1}'), "episodes.jsonl:3: malformed episode record (missing fields"),
         (lambda p: _replace_line(p, 1, "[]"), "episodes.jsonl:1: malformed episode record (expected a JSON object"),
+        (lambda p: _replace_line(p, 4, _line(p, 4).replace('"task_id": 0', '"task_id": "zero"')), "episodes.jsonl:4: malformed episode record (field 'task_id'"),
         (lambda p: (p / "episodes.jsonl").write_text(""), "episodes.jsonl: no complete episode records"),
     ],
 )
@@ -301,10 +302,27 @@ def test_bad_run_folders_give_one_line_errors(tmp_path, capsys, damage, message)
     assert folder_state(run) == before
 
 
+def _line(run: Path, number: int) -> str:
+    return (run / "episodes.jsonl").read_text().splitlines()[number - 1]
+
+
 def _replace_line(run: Path, number: int, text: str) -> None:
     lines = (run / "episodes.jsonl").read_text().splitlines()
     lines[number - 1] = text
     (run / "episodes.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def test_minimal_run_json_is_readable(tmp_path, capsys):
+    """run.json from another tool with only the schema version: reports work, the gate refuses."""
+    run = write_run(tmp_path / "run", {"libero_object": ["1100"]})
+    full = write_run(tmp_path / "full", {"libero_object": ["1100"]})
+    (run / "run.json").write_text('{"schema_version": 1}')
+    code, out, _ = cli(capsys, "report", str(run), str(full), "--html", str(tmp_path / "p.html"), "--baselines", "openvla")
+    assert code == 0 and "| libero_object | 50.0 [15.0, 85.0] 2/4 |" in out
+    assert "different protocols: not recorded (run) vs openvla (full)\n" in out and "package versions not recorded: run\n" in out
+    assert cli(capsys, "runs", str(tmp_path))[0] == 0
+    code, _, err = cli(capsys, "gate", str(run), "--baseline", str(full))
+    assert code == 2 and "different protocols" in err
 
 
 def test_torn_last_line_is_ignored_with_a_warning(tmp_path, capsys):

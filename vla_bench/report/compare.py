@@ -74,8 +74,10 @@ def _run_warnings(run: LoadedRun) -> list[str]:
 
 def _between_runs(runs: Sequence[LoadedRun]) -> list[str]:
     warnings = []
-    names = {r.label: r.protocol_name for r in runs}
-    constants = {r.label: {k: v for k, v in r.protocol_constants().items() if k not in ("name", "max_steps")} for r in runs}
+    names = {r.label: r.protocol.get("name") for r in runs}
+    constants = {
+        r.label: {k: v for k, v in r.protocol_constants().items() if k not in ("name", "max_steps")} for r in runs if r.protocol
+    }
     keys = sorted({k for c in constants.values() for k in c})
     differing = [k for k in keys if _differs({label: c.get(k) for label, c in constants.items()})]
     if _differs(names):
@@ -101,7 +103,10 @@ def _between_runs(runs: Sequence[LoadedRun]) -> list[str]:
         values = {r.label: read(r) for r in runs}
         if _differs(values):
             warnings.append(f"different {what}: {describe(values)}")
-    versions = {r.label: r.info.get("versions") or {} for r in runs}
+    unrecorded = [r.label for r in runs if not isinstance(r.info.get("versions"), dict)]
+    if unrecorded:
+        warnings.append(f"package versions not recorded: {', '.join(unrecorded)}")
+    versions = {r.label: r.info["versions"] for r in runs if r.label not in unrecorded}
     packages = list(dict.fromkeys(k for v in versions.values() for k in v))
     for package in packages:
         values = {label: v.get(package) for label, v in versions.items()}
@@ -120,11 +125,12 @@ def _between_runs(runs: Sequence[LoadedRun]) -> list[str]:
 def _against_baselines(runs: Sequence[LoadedRun], baselines: Sequence[Baseline]) -> list[str]:
     warnings = []
     for run in runs:
-        others = [b.model for b in baselines if b.protocol != run.protocol_name]
+        name = run.protocol.get("name")
+        others = [b.model for b in baselines if b.protocol != name]
         if others:
-            protocols = sorted({b.protocol for b in baselines if b.protocol != run.protocol_name})
+            protocols = sorted({b.protocol for b in baselines if b.protocol != name})
             warnings.append(
-                f"run {run.label} used protocol {run.protocol_name}; published {', '.join(others)} "
+                f"run {run.label} used protocol {_show(name)}; published {', '.join(others)} "
                 f"followed {', '.join(protocols)}"
             )
         deviations = run.info.get("deviations") or {}
@@ -135,7 +141,7 @@ def _against_baselines(runs: Sequence[LoadedRun], baselines: Sequence[Baseline])
                 "its rates are not comparable to published numbers"
             )
         if run.info.get("env") != "libero":
-            warnings.append(f"run {run.label} ran on the {run.info.get('env')!s} env, not LIBERO: its rates are not LIBERO results")
+            warnings.append(f"run {run.label} ran on env {_show(run.info.get('env'))}, not LIBERO: its rates are not LIBERO results")
     return warnings
 
 
