@@ -373,7 +373,7 @@ def test_gate_fails_clearly_worse_and_passes_within_noise(tmp_path, capsys):
     assert code == 1 and "FAIL (significant drop, p < 0.05)" in out and "result: FAIL (1 of 1 suites)" in out
     code, out, _ = cli(capsys, "gate", str(slightly), "--baseline", str(ref))
     assert code == 0 and "result: PASS" in out
-    for test in ("fisher", "barnard"):
+    for test in ("fisher", "boschloo"):
         code, out, _ = cli(capsys, "gate", str(slightly), "--baseline", str(ref), "--test", test, "--json")
         data = json.loads(out)
         assert code == 0 and data["passed"] and 0.05 < data["suites"][0]["p_value"] < 1

@@ -56,12 +56,14 @@ def test_fisher_hypergeometric_tail():
     assert drop_pvalue(2, 10, 8, 10) == pytest.approx(tail)
 
 
-def test_barnard_known_values_and_power():
+def test_boschloo_known_values_and_power():
     # 0/10 vs 10/10: the maximum over the nuisance parameter is at 1/2, giving 2^-20.
-    assert drop_pvalue(0, 10, 10, 10, test="barnard") == pytest.approx(0.5**20, rel=1e-6)
-    assert drop_pvalue(0, 3, 0, 3, test="barnard") == 1.0
-    # Barnard's unconditional test is more powerful than Fisher's on the same data.
-    assert drop_pvalue(20, 50, 30, 50, test="barnard") < drop_pvalue(20, 50, 30, 50, test="fisher")
+    assert drop_pvalue(0, 10, 10, 10, test="boschloo") == pytest.approx(0.5**20, rel=1e-6)
+    assert drop_pvalue(0, 3, 0, 3, test="boschloo") == 1.0
+    assert drop_pvalue(3, 3, 3, 3, test="boschloo") == 1.0
+    # Boschloo's unconditional test is never less powerful than Fisher's (here: strictly more).
+    for counts in [(0, 40, 5, 40), (20, 50, 30, 50), (40, 50, 45, 50)]:
+        assert drop_pvalue(*counts, test="boschloo") < drop_pvalue(*counts, test="fisher")
 
 
 def test_unknown_test_and_empty_samples():

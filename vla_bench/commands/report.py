@@ -61,8 +61,9 @@ class GateCommand:
     """Significance level of the one-sided test."""
     suite: Optional[str] = None
     """Suites to gate, comma-separated (default: all suites of the run)."""
-    test: Literal["fisher", "barnard"] = "fisher"
-    """Exact test: Fisher's (conditional, conservative) or Barnard's (unconditional, more power)."""
+    test: Literal["fisher", "boschloo"] = "fisher"
+    """Exact test: Fisher's (conditional, conservative) or Boschloo's (unconditional, at least as powerful;
+    seconds per suite at 500 episodes, minutes at 4500)."""
     json: bool = False
     """Print the verdicts as JSON instead of text."""
 

@@ -17,13 +17,14 @@ SIMPLE_FIELDS: tuple[tuple[str, Callable[[LoadedRun], Any]], ...] = (
 )
 
 
-def _show(value: Any) -> str:
+def show(value: Any) -> str:
+    """A run.json value in one line: lists of ids as ranges, dicts as k=v, missing as "not recorded"."""
     if value is None:
         return "not recorded"
     if isinstance(value, dict) and set(value) == {"name", "version"}:
         return f"{value['name']} {value['version']}"
     if isinstance(value, dict):
-        return ", ".join(f"{k}={_show(v)}" for k, v in value.items())
+        return ", ".join(f"{k}={show(v)}" for k, v in value.items())
     if isinstance(value, (list, tuple)):
         return format_ids(value) if all(isinstance(v, int) for v in value) else ",".join(map(str, value))
     return str(value)
@@ -48,12 +49,12 @@ def describe(values: dict[str, Any]) -> str:
     """{"a": 220, "b": 600, "c": 220} -> "220 (a, c) vs 600 (b)"."""
     groups: dict[str, list[str]] = {}
     for label, value in values.items():
-        groups.setdefault(_show(value), []).append(label)
+        groups.setdefault(show(value), []).append(label)
     return " vs ".join(f"{value} ({', '.join(labels)})" for value, labels in groups.items())
 
 
 def _differs(values: dict[str, Any]) -> bool:
-    return len({_show(v) for v in values.values()}) > 1
+    return len({show(v) for v in values.values()}) > 1
 
 
 def _run_warnings(run: LoadedRun) -> list[str]:
@@ -130,18 +131,18 @@ def _against_baselines(runs: Sequence[LoadedRun], baselines: Sequence[Baseline])
         if others:
             protocols = sorted({b.protocol for b in baselines if b.protocol != name})
             warnings.append(
-                f"run {run.label} used protocol {_show(name)}; published {', '.join(others)} "
+                f"run {run.label} used protocol {show(name)}; published {', '.join(others)} "
                 f"followed {', '.join(protocols)}"
             )
         deviations = run.info.get("deviations") or {}
         if deviations:
-            parts = [f"{name} {_show(d.get('run'))} instead of {_show(d.get('protocol'))}" for name, d in deviations.items() if isinstance(d, dict)]
+            parts = [f"{name} {show(d.get('run'))} instead of {show(d.get('protocol'))}" for name, d in deviations.items() if isinstance(d, dict)]
             warnings.append(
                 f"run {run.label} deviates from protocol {run.protocol_name} ({'; '.join(parts)}): "
                 "its rates are not comparable to published numbers"
             )
         if run.info.get("env") != "libero":
-            warnings.append(f"run {run.label} ran on env {_show(run.info.get('env'))}, not LIBERO: its rates are not LIBERO results")
+            warnings.append(f"run {run.label} ran on env {show(run.info.get('env'))}, not LIBERO: its rates are not LIBERO results")
     return warnings
 
 

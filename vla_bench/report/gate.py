@@ -279,7 +279,9 @@ def gate_suites(run: GateSide, ref: GateSide, requested: str | None) -> list[str
         if name not in run.suites:
             raise VlaBenchError(f"--suite {name}: not in the run {run.source} (it has {', '.join(run.suites)})")
         if name not in ref.suites:
-            raise VlaBenchError(f"suite {name}: not in the baseline {ref.source} (it has {', '.join(ref.suites)})")
+            raise VlaBenchError(
+                f"suite {name}: not in the baseline {ref.source} (it has {', '.join(ref.suites)}); choose suites with --suite"
+            )
         if ref.suites[name].ok == 0:
             raise VlaBenchError(f"suite {name}: the baseline {ref.source} has no ok episodes to compare with")
     return names

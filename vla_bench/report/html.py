@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import pandas as pd
 from matplotlib.figure import Figure
 
+from vla_bench.report.compare import show
 from vla_bench.report.markdown import CI_NOTE, average_note, cell, column_titles, table_suites
 from vla_bench.report.runs import LoadedRun
 from vla_bench.report.table import NO_TASK
@@ -112,7 +113,7 @@ def _task_table(frame: pd.DataFrame, titles: dict[str, str]) -> str:
 
 
 def _key_values(data: dict[str, Any]) -> str:
-    return _table(["field", "value"], [[k, "–" if v is None else str(v)] for k, v in data.items()], text_columns=2)
+    return _table(["field", "value"], [[k, "–" if v is None else show(v)] for k, v in data.items()], text_columns=2)
 
 
 def _videos(run: LoadedRun, html_dir: Path) -> str:
