@@ -343,6 +343,7 @@ def test_torn_last_line_is_ignored_with_a_warning(tmp_path, capsys):
         (["report", "{run}/run.json"], "not a directory"),
         (["report", "{run}", "--baselines", "nope"], "unknown baseline 'nope'"),
         (["report", "{run}", "--csv", "{missing}/x.csv"], "does not exist"),
+        (["report", "{run}", "--names", "pi0", "--baselines", "pi0"], "run label 'pi0' is also the name of a baseline"),
     ],
 )
 def test_bad_arguments(tmp_path, capsys, argv, message):
@@ -450,6 +451,8 @@ def test_gate_missing_baseline_and_notes_version_changes(tmp_path, capsys):
 def test_gate_all_errors_fails(tmp_path, capsys):
     ref = write_run(tmp_path / "ref", {"libero_object": ["1100"]})
     run = write_run(tmp_path / "run", {"libero_object": ["eeee"]})
+    code, out, _ = cli(capsys, "report", str(run))
+    assert code == 0 and "| libero_object | n/a 0/0 (4 err) |" in out
     code, out, _ = cli(capsys, "gate", str(run), "--baseline", str(ref))
     assert code == 1 and "no ok episodes" in out
 

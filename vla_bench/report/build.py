@@ -124,5 +124,8 @@ def build_report(paths: Sequence[str], names: str | None = None, baselines: str 
     """Read the run folders and build the report (nothing is written)."""
     runs = load_runs(paths, names)
     chosen = select_baselines(baselines)
+    clash = sorted({run.label for run in runs} & {b.name for b in chosen})
+    if clash:
+        raise VlaBenchError(f"run label {clash[0]!r} is also the name of a baseline; choose other labels with --names")
     frame = build_table(runs, chosen, CONFIDENCE)
     return Report(runs=runs, baselines=chosen, frame=frame, warnings=comparability_warnings(runs, chosen))

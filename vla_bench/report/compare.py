@@ -136,7 +136,9 @@ def _against_baselines(runs: Sequence[LoadedRun], baselines: Sequence[Baseline])
             )
         deviations = run.info.get("deviations") or {}
         if deviations:
-            parts = [f"{name} {show(d.get('run'))} instead of {show(d.get('protocol'))}" for name, d in deviations.items() if isinstance(d, dict)]
+            parts = [
+                f"{field} {show(d.get('run'))} instead of {show(d.get('protocol'))}" for field, d in deviations.items() if isinstance(d, dict)
+            ]
             warnings.append(
                 f"run {run.label} deviates from protocol {run.protocol_name} ({'; '.join(parts)}): "
                 "its rates are not comparable to published numbers"

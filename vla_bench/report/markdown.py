@@ -35,9 +35,10 @@ def cell(row: pd.Series | None) -> str:
     if row["kind"] == "baseline" or row["level"] == "average":
         rate = row["success_rate"]
         return "–" if row["kind"] == "baseline" and math.isnan(rate) else percent(rate)
-    text = f"{percent(row['success_rate'])} [{percent(row['ci_low'])}, {percent(row['ci_high'])}] {row['successes']}/{row['ok']}"
-    if not row["ok"]:
-        text = f"n/a {row['successes']}/{row['ok']}"
+    if row["ok"]:
+        text = f"{percent(row['success_rate'])} [{percent(row['ci_low'])}, {percent(row['ci_high'])}] {row['successes']}/{row['ok']}"
+    else:  # every episode ended in an error
+        text = "n/a 0/0"
     if row["errors"]:
         text += f" ({row['errors']} err)"
     return text
