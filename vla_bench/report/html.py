@@ -16,7 +16,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from vla_bench.report.compare import show
-from vla_bench.report.markdown import CI_NOTE, average_note, cell, column_titles, table_suites
+from vla_bench.report.markdown import CI_NOTE, average_note, cell, column_titles, lookup, table_suites
 from vla_bench.report.runs import LoadedRun
 from vla_bench.report.table import NO_TASK
 
@@ -52,14 +52,10 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], text_columns: i
     return f"<table>\n{row_html(header, 'th')}\n{body}\n</table>"
 
 
-def _lookup(frame: pd.DataFrame) -> dict[tuple[str, str, str, int], pd.Series]:
-    return {(r["column"], r["level"], r["suite"], int(r["task_id"])): r for _, r in frame.iterrows()}
-
-
 def suite_chart(frame: pd.DataFrame, suite: str, titles: dict[str, str]) -> str:
     """A PNG (base64) bar chart of one suite: per task and overall, one bar per run with its Wilson
     interval as error bar; published baselines as dashed lines at their suite rate."""
-    rows = _lookup(frame)
+    rows = lookup(frame)
     runs = [c for c in titles if (c, "suite", suite, NO_TASK) in rows and rows[(c, "suite", suite, NO_TASK)]["kind"] == "run"]
     baselines = [c for c in titles if c not in runs and (c, "suite", suite, NO_TASK) in rows]
     task_ids = sorted({int(t) for t in frame.loc[(frame["suite"] == suite) & (frame["level"] == "task"), "task_id"]})
@@ -96,14 +92,14 @@ def suite_chart(frame: pd.DataFrame, suite: str, titles: dict[str, str]) -> str:
 
 
 def _suite_table(frame: pd.DataFrame, titles: dict[str, str]) -> str:
-    rows = _lookup(frame)
+    rows = lookup(frame)
     body = [[suite, *(cell(rows.get((c, "suite", suite, NO_TASK))) for c in titles)] for suite in table_suites(frame)]
     body.append(["Average", *(cell(rows.get((c, "average", "", NO_TASK))) for c in titles)])
     return _table(["suite", *titles.values()], body)
 
 
 def _task_table(frame: pd.DataFrame, titles: dict[str, str]) -> str:
-    rows = _lookup(frame)
+    rows = lookup(frame)
     tasks = frame[frame["level"] == "task"]
     columns = [c for c in titles if c in set(tasks["column"])]
     order = table_suites(frame)

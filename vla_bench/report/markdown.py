@@ -56,7 +56,8 @@ def column_titles(runs: Sequence[LoadedRun], baselines: Sequence[Baseline]) -> d
     return titles
 
 
-def _lookup(frame: pd.DataFrame) -> dict[tuple[str, str, str, int], pd.Series]:
+def lookup(frame: pd.DataFrame) -> dict[tuple[str, str, str, int], pd.Series]:
+    """Rows of the long-form table by (column, level, suite, task_id)."""
     return {(r["column"], r["level"], r["suite"], int(r["task_id"])): r for _, r in frame.iterrows()}
 
 
@@ -65,7 +66,7 @@ def table_suites(frame: pd.DataFrame) -> list[str]:
 
 
 def suite_lines(frame: pd.DataFrame, titles: dict[str, str]) -> list[str]:
-    rows = _lookup(frame)
+    rows = lookup(frame)
     suites = table_suites(frame)
     columns = list(titles)
     lines = [
@@ -79,7 +80,7 @@ def suite_lines(frame: pd.DataFrame, titles: dict[str, str]) -> list[str]:
 
 
 def task_lines(frame: pd.DataFrame, titles: dict[str, str]) -> list[str]:
-    rows = _lookup(frame)
+    rows = lookup(frame)
     tasks = frame[frame["level"] == "task"]
     columns = list(dict.fromkeys(tasks["column"]))
     order = suite_order(tasks["suite"])
