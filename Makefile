@@ -38,6 +38,30 @@ eval-libero: $(STAMP)
 		$(if $(TRIALS),--trials $(TRIALS)) $(if $(MAX_STEPS),--max-steps $(MAX_STEPS)) \
 		$(if $(OUTPUT),--output $(OUTPUT)) $(EVAL_ARGS)
 
+# CI regression gate: a small fixed real-LIBERO evaluation (rendering off) gated against the reference
+# run committed at GATE_REFERENCE (see scripts/gate.sh). `make gate-reference` re-creates the reference
+# after the selection below changes; commit it.
+GATE_POLICY ?= zero
+GATE_CHECKPOINT ?=
+GATE_PROTOCOL ?= openvla
+GATE_SUITES ?= libero_object
+GATE_TASKS ?= 0
+GATE_TRIALS ?= 2
+GATE_MAX_STEPS ?= 20
+GATE_REFERENCE ?= results/reference/gate
+GATE_ARGS ?=
+GATE_ENV = VLA_BENCH=$(VENV)/bin/vla-bench GATE_POLICY=$(GATE_POLICY) GATE_CHECKPOINT=$(GATE_CHECKPOINT) \
+	GATE_PROTOCOL=$(GATE_PROTOCOL) GATE_SUITES=$(GATE_SUITES) GATE_TASKS=$(GATE_TASKS) GATE_TRIALS=$(GATE_TRIALS) \
+	GATE_MAX_STEPS=$(GATE_MAX_STEPS) GATE_REFERENCE=$(GATE_REFERENCE) GATE_ARGS="$(GATE_ARGS)"
+
+.PHONY: gate gate-reference
+
+gate: $(STAMP)
+	$(GATE_ENV) bash scripts/gate.sh
+
+gate-reference: $(STAMP)
+	$(GATE_ENV) bash scripts/gate.sh --update-reference
+
 # Re-pin constraints.txt from a fresh resolve (run after changing dependencies in setup.cfg).
 lock:
 	rm -rf .venv-lock && python3 -m venv .venv-lock

@@ -37,6 +37,8 @@ def read_run(run_dir: Path) -> dict[str, Any]:
         run = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise VlaBenchError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(run, dict):
+        raise VlaBenchError(f"{path}: expected a JSON object, got {type(run).__name__}")
     if run.get("schema_version") != SCHEMA_VERSION:
         raise VlaBenchError(f"{path}: unknown schema_version {run.get('schema_version')!r} (this vla_bench reads {SCHEMA_VERSION})")
     return run
@@ -59,6 +61,8 @@ def read_episodes(run_dir: Path) -> list[EpisodeRecord]:
             break
         try:
             data = json.loads(line)
+            if not isinstance(data, dict):
+                raise ValueError(f"expected a JSON object, got {type(data).__name__}")
             if data.get("schema_version") != SCHEMA_VERSION:
                 raise ValueError(f"unknown schema_version {data.get('schema_version')!r}")
             records.append(EpisodeRecord.from_dict(data))

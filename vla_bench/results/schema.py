@@ -49,4 +49,24 @@ class EpisodeRecord:
         missing = names - set(data) - {"error"}
         if missing:
             raise ValueError(f"missing fields {sorted(missing)}")
+        for name, expected in _FIELD_TYPES.items():
+            value = data.get(name)
+            if not isinstance(value, expected) or (isinstance(value, bool) and bool not in expected):
+                raise ValueError(f"field {name!r} has {type(value).__name__} value {value!r}")
         return cls(**{k: v for k, v in data.items() if k in names})
+
+
+# JSON types of the record fields, checked when reading (a hand-edited or corrupted line fails there,
+# naming its line, instead of deep inside a report).
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "suite": (str,),
+    "task_id": (int,),
+    "task": (str,),
+    "init_idx": (int,),
+    "seed": (int,),
+    "success": (bool,),
+    "steps": (int,),
+    "wall_s": (int, float),
+    "status": (str,),
+    "error": (str, type(None)),
+}

@@ -1,0 +1,158 @@
+"""Comparability warnings: every way in which runs (and published baselines) shown side by side differ
+in what can move a success rate. One message per difference."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+from vla_bench.report.baselines import Baseline
+from vla_bench.report.runs import LoadedRun
+
+# run.json fields compared between runs: (label in the message, how to read it from a run).
+SIMPLE_FIELDS: tuple[tuple[str, Callable[[LoadedRun], Any]], ...] = (
+    ("simulator (env)", lambda r: r.info.get("env")),
+    ("trials per task", lambda r: r.info.get("trials")),
+    ("env seed", lambda r: r.info.get("seed")),
+    ("renderer (MUJOCO_GL)", lambda r: r.info.get("renderer")),
+)
+
+
+def show(value: Any) -> str:
+    """A run.json value in one line: lists of ids as ranges, dicts as k=v, missing as "not recorded"."""
+    if value is None:
+        return "not recorded"
+    if isinstance(value, dict) and set(value) == {"name", "version"}:
+        return f"{value['name']} {value['version']}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={show(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return format_ids(value) if all(isinstance(v, int) for v in value) else ",".join(map(str, value))
+    return str(value)
+
+
+def format_ids(ids: Sequence[int]) -> str:
+    """0,1,2,5 -> "0-2,5"."""
+    values = sorted(ids)
+    parts: list[str] = []
+    start = prev = None
+    for v in values + [None]:
+        if start is not None and (v is None or v != prev + 1):
+            parts.append(str(start) if start == prev else f"{start}-{prev}")
+            start = None
+        if v is not None and start is None:
+            start = v
+        prev = v
+    return ",".join(parts)
+
+
+def describe(values: dict[str, Any]) -> str:
+    """{"a": 220, "b": 600, "c": 220} -> "220 (a, c) vs 600 (b)"."""
+    groups: dict[str, list[str]] = {}
+    for label, value in values.items():
+        groups.setdefault(show(value), []).append(label)
+    return " vs ".join(f"{value} ({', '.join(labels)})" for value, labels in groups.items())
+
+
+def _differs(values: dict[str, Any]) -> bool:
+    return len({show(v) for v in values.values()}) > 1
+
+
+def _run_warnings(run: LoadedRun) -> list[str]:
+    """Problems with one run on its own."""
+    warnings = list(run.notes)
+    planned = run.info.get("episodes_planned")
+    status = run.info.get("status")
+    if status != "finished" or (isinstance(planned, int) and len(run.records) < planned):
+        of = f" of {planned} planned" if isinstance(planned, int) else ""
+        warnings.append(f"run {run.label}: status {status or 'not recorded'}, {len(run.records)}{of} episodes recorded")
+    errors = sum(1 for r in run.records if r.status != "ok")
+    if errors:
+        warnings.append(
+            f"run {run.label}: {errors} episode(s) ended in an error; they are excluded from its rates and counted as 'err'"
+        )
+    return warnings
+
+
+def _between_runs(runs: Sequence[LoadedRun]) -> list[str]:
+    warnings = []
+    names = {r.label: r.protocol.get("name") for r in runs}
+    constants = {
+        r.label: {k: v for k, v in r.protocol_constants().items() if k not in ("name", "max_steps")} for r in runs if r.protocol
+    }
+    keys = sorted({k for c in constants.values() for k in c})
+    differing = [k for k in keys if _differs({label: c.get(k) for label, c in constants.items()})]
+    if _differs(names):
+        detail = f" (constants that differ: {', '.join(differing)})" if differing else ""
+        warnings.append(f"different protocols: {describe(names)}{detail}")
+    else:
+        for key in differing:
+            warnings.append(f"different protocol constant {key}: {describe({label: c.get(key) for label, c in constants.items()})}")
+
+    suites = {r.label: r.suites for r in runs}
+    if _differs(suites):
+        warnings.append(f"different suites: {describe(suites)}; the Average rows cover different suites")
+    common = [s for s in runs[0].suites if all(s in r.suites for r in runs)]
+    for suite in common:
+        steps = {r.label: r.max_steps().get(suite) for r in runs}
+        if _differs(steps):
+            warnings.append(f"different step limit for {suite}: {describe(steps)}")
+    for suite in common:
+        tasks = {r.label: sorted({rec.task_id for rec in r.records if rec.suite == suite}) for r in runs}
+        if _differs(tasks):
+            warnings.append(f"different tasks evaluated in {suite}: {describe(tasks)}")
+    for what, read in SIMPLE_FIELDS:
+        values = {r.label: read(r) for r in runs}
+        if _differs(values):
+            warnings.append(f"different {what}: {describe(values)}")
+    unrecorded = [r.label for r in runs if not isinstance(r.info.get("versions"), dict)]
+    if unrecorded:
+        warnings.append(f"package versions not recorded: {', '.join(unrecorded)}")
+    versions = {r.label: r.info["versions"] for r in runs if r.label not in unrecorded}
+    packages = list(dict.fromkeys(k for v in versions.values() for k in v))
+    for package in packages:
+        values = {label: v.get(package) for label, v in versions.items()}
+        if _differs(values):
+            warnings.append(f"different {package} version: {describe(values)}")
+    instructions: dict[tuple[str, int], dict[str, str]] = {}
+    for run in runs:
+        for (suite, task_id), name in run.summary.task_names.items():
+            instructions.setdefault((suite, task_id), {})[run.label] = name
+    for (suite, task_id), names_by_run in sorted(instructions.items()):
+        if len(names_by_run) > 1 and _differs(names_by_run):
+            warnings.append(f"different instructions for task {suite}/{task_id}: {describe(names_by_run)}")
+    return warnings
+
+
+def _against_baselines(runs: Sequence[LoadedRun], baselines: Sequence[Baseline]) -> list[str]:
+    warnings = []
+    for run in runs:
+        name = run.protocol.get("name")
+        others = [b.model for b in baselines if b.protocol != name]
+        if others:
+            protocols = sorted({b.protocol for b in baselines if b.protocol != name})
+            warnings.append(
+                f"run {run.label} used protocol {show(name)}; published {', '.join(others)} "
+                f"followed {', '.join(protocols)}"
+            )
+        deviations = run.info.get("deviations") or {}
+        if deviations:
+            parts = [
+                f"{field} {show(d.get('run'))} instead of {show(d.get('protocol'))}" for field, d in deviations.items() if isinstance(d, dict)
+            ]
+            warnings.append(
+                f"run {run.label} deviates from protocol {run.protocol_name} ({'; '.join(parts)}): "
+                "its rates are not comparable to published numbers"
+            )
+        if run.info.get("env") != "libero":
+            warnings.append(f"run {run.label} ran on env {show(run.info.get('env'))}, not LIBERO: its rates are not LIBERO results")
+    return warnings
+
+
+def comparability_warnings(runs: Sequence[LoadedRun], baselines: Sequence[Baseline] = ()) -> list[str]:
+    """Everything that makes the columns of a report less than comparable, one message per difference."""
+    warnings = [w for run in runs for w in _run_warnings(run)]
+    if len(runs) > 1:
+        warnings += _between_runs(runs)
+    if baselines:
+        warnings += _against_baselines(runs, baselines)
+    return warnings
