@@ -117,6 +117,7 @@ def evaluate(config: EvalConfig) -> RunResult:
         checkpoint=None if config.checkpoint is None else Path(config.checkpoint),
         seed=plan.seed,
         device=config.device,
+        strict_protocol=config.strict_protocol,
     )
     policy = make_policy(config.policy, context)
     policy.validate(episodes)

@@ -30,6 +30,7 @@ class PolicyContext:
     checkpoint: Path | None = None
     seed: int = 0
     device: str = "cpu"
+    strict_protocol: bool = False  # refuse (rather than warn about) a checkpoint trained for another protocol
 
 
 class Policy(ABC):

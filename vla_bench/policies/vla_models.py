@@ -1,0 +1,123 @@
+"""Model policies: `seer` (the teacher) and `vita-vla` (the student), loaded from checkpoint
+directories, run batched in torch and executed per the run's protocol (execution.py).
+
+torch and transformers are imported only when one of these policies is built.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+
+from vla_bench.envs.base import Observation
+from vla_bench.episodes import Episode
+from vla_bench.errors import VlaBenchError
+from vla_bench.policies.base import POLICIES, Policy, PolicyContext
+from vla_bench.policies.execution import ChunkPredictor, ExecutionPolicy
+from vla_bench.specs import Protocol
+
+if TYPE_CHECKING:
+    from vla_bench.models.base import VlaModel
+    from vla_bench.models.checkpoint import ExpectedProtocol
+
+
+LOG = logging.getLogger("vla_bench")
+
+
+def protocol_differences(expected: "ExpectedProtocol", run: Protocol) -> list[str]:
+    """Human-readable differences between a checkpoint's expected protocol and the run's."""
+    pairs = [
+        ("state", expected.state, run.state),
+        ("flip_images", expected.flip_images, run.flip_images),
+        ("history", expected.history, run.history),
+        ("action_chunk", expected.action_chunk, run.action_chunk),
+        ("execution", expected.execution, run.execution),
+        ("gripper", expected.gripper, run.gripper),
+    ]
+    if expected.execution == "temporal_ensemble" or run.execution == "temporal_ensemble":
+        pairs.append(("ensemble_k", expected.ensemble_k, run.ensemble_k))
+    return [f"{name}: checkpoint {a!r}, run {b!r}" for name, a, b in pairs if a != b]
+
+
+def check_protocol(expected: "ExpectedProtocol", run: Protocol, checkpoint: Path, strict: bool) -> list[str]:
+    """Warn about (or, when strict, refuse) a run protocol that differs from the checkpoint's."""
+    missing = [v for v in expected.views if v not in run.cameras]
+    if missing:
+        raise VlaBenchError(f"checkpoint {checkpoint} needs camera views {missing} that protocol {run.name!r} does not render")
+    differences = protocol_differences(expected, run)
+    if differences:
+        message = (
+            f"checkpoint {checkpoint} expects protocol {expected.name!r} but the run uses {run.name!r}: "
+            + "; ".join(differences)
+        )
+        if strict:
+            raise VlaBenchError(message + " (refused by --strict-protocol)")
+        LOG.warning("warning: %s (pass --strict-protocol to refuse)", message)
+    return differences
+
+
+class TorchChunkPredictor(ChunkPredictor):
+    """Batched torch inference with a per-episode history window of encoded frames."""
+
+    def __init__(self, model: "VlaModel", image_size: int) -> None:
+        self.model = model
+        self.chunk = model.action_steps
+        self.image_size = image_size
+        self._windows: dict[str, deque[tuple[int, Any]]] = {}
+
+    def reset(self, episode: Episode) -> None:
+        self._windows[episode.key] = deque(maxlen=self.model.history)
+
+    def predict(self, observations: Sequence[Observation]) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            frames = self.model.encode_frames(observations)
+            windows = []
+            for obs, frame in zip(observations, frames):
+                window = self._windows.setdefault(obs.episode, deque(maxlen=self.model.history))
+                if window and window[-1][0] == obs.step:
+                    window.pop()  # asked twice for the same step: the new frame replaces the old
+                window.append((obs.step, frame))
+                windows.append([f for _, f in window])
+            arm, gripper = self.model.predict(windows, [obs.instruction for obs in observations])
+            chunks = torch.cat([arm, gripper], dim=-1).float().cpu().numpy()
+        return chunks.astype(np.float64)
+
+    def close(self) -> None:
+        self._windows.clear()
+
+
+def load_model_policy(context: PolicyContext, architecture: str) -> Policy:
+    """Build the execution-wrapped policy for a checkpoint directory of `architecture`."""
+    from vla_bench.models.checkpoint import from_pretrained, read_config
+
+    if context.checkpoint is None:
+        raise VlaBenchError(f"policy {architecture!r} needs --checkpoint DIR (e.g. checkpoints/tiny-{'student' if architecture == 'vita-vla' else 'teacher'})")
+    config = read_config(context.checkpoint)
+    if config.architecture != architecture:
+        raise VlaBenchError(
+            f"--checkpoint {context.checkpoint} holds a {config.architecture!r} model; use --policy {config.architecture}"
+        )
+    check_protocol(config.protocol, context.protocol, context.checkpoint, context.strict_protocol)
+    model = from_pretrained(context.checkpoint, device=context.device)
+    predictor = TorchChunkPredictor(model, image_size=config.protocol.image_size)
+    run = context.protocol
+    k = run.ensemble_k if run.ensemble_k is not None else (config.protocol.ensemble_k or 0.01)
+    return ExecutionPolicy(predictor, mode=run.execution, gripper=run.gripper, steps=run.action_chunk, ensemble_k=k)
+
+
+@POLICIES.register("seer")
+def _seer(context: PolicyContext) -> Policy:
+    """Seer teacher from --checkpoint DIR (vla_bench checkpoint; import a .pth with import-checkpoint)."""
+    return load_model_policy(context, "seer")
+
+
+@POLICIES.register("vita-vla")
+def _vita(context: PolicyContext) -> Policy:
+    """VITA-VLA student from --checkpoint DIR (vla_bench checkpoint; import a .pth with import-checkpoint)."""
+    return load_model_policy(context, "vita-vla")
