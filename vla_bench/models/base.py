@@ -22,6 +22,7 @@ from vla_bench.models.checkpoint import (
 )
 
 STATE_DIM = 8
+THREADS_ENV = "VLA_BENCH_TORCH_THREADS"
 
 
 def resolve_device(device: str) -> tuple[torch.device, torch.dtype]:
@@ -34,7 +35,28 @@ def resolve_device(device: str) -> tuple[torch.device, torch.dtype]:
         raise VlaBenchError(f"--device {device}: CUDA was requested but torch.cuda.is_available() is False on this machine")
     if dev.type not in ("cpu", "cuda"):
         raise VlaBenchError(f"--device {device}: only cpu and cuda are supported")
+    if dev.type == "cpu":
+        torch.set_num_threads(cpu_threads())
     return dev, (torch.bfloat16 if dev.type == "cuda" else torch.float32)
+
+
+def cpu_threads() -> int:
+    """Torch CPU threads for inference: $VLA_BENCH_TORCH_THREADS, default 1.
+
+    The simulator processes of a run compete for the same cores; with more than one intra-op thread
+    on a busy machine, OpenMP workers spin-wait on each other (measured on a loaded 2-core machine:
+    a LayerNorm took 13 ms with 2 threads and 0.1 ms with 1).
+    """
+    import os
+
+    value = os.environ.get(THREADS_ENV, "1")
+    try:
+        threads = int(value)
+    except ValueError:
+        raise VlaBenchError(f"${THREADS_ENV}={value!r} is not an integer") from None
+    if threads < 1:
+        raise VlaBenchError(f"${THREADS_ENV}={value!r} must be at least 1")
+    return threads
 
 
 def check_observation(obs: Observation, views: Sequence[str], where: str) -> None:
