@@ -129,5 +129,8 @@ def test_eval_on_the_fake_env_records_the_checkpoint(tmp_path):
     run = json.loads((result.run_dir / "run.json").read_text())
     assert run["policy"]["checkpoint"]["sha256"] == sha256_path(TINY_TEACHER)
     assert run["image_size"] == 224
+    model = run["policy"]["model"]
+    assert model["architecture"] == "seer" and model["dtype"] == "float32" and model["protocol_differences"] == []
+    assert model["execution"] == {"mode": "temporal_ensemble", "gripper": "threshold", "chunk_steps": 3, "ensemble_k": 0.01}
     records = [json.loads(line) for line in (result.run_dir / "episodes.jsonl").read_text().splitlines()]
     assert len(records) == 1 and records[0]["status"] == "ok" and records[0]["steps"] == 6

@@ -56,7 +56,7 @@ def run_info(config: EvalConfig, plan: RunPlan, policy: Policy, render: bool) ->
         "max_steps": plan.max_steps,
         "seed": plan.seed,
         "episodes_planned": len(plan.episodes()),
-        "policy": {"name": config.policy, "checkpoint": checkpoint_info(config.checkpoint)},
+        "policy": {"name": config.policy, "checkpoint": checkpoint_info(config.checkpoint), "model": policy.describe()},
         "env": config.env,
         "rendering": render,
         "image_size": policy.image_size or plan.protocol.model_image_size,

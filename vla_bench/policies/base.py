@@ -60,6 +60,10 @@ class Policy(ABC):
     def close(self) -> None:
         """Release resources."""
 
+    def describe(self) -> dict | None:
+        """Facts about the loaded model recorded in run.json (policy.model); None for no model."""
+        return None
+
 
 PolicyFactory = Callable[[PolicyContext], Policy]
 

@@ -43,6 +43,10 @@ class ChunkPredictor(ABC):
     def validate(self, episodes: Sequence[Episode]) -> None:
         """Raise VlaBenchError if the episodes cannot be served."""
 
+    def describe(self) -> dict | None:
+        """Facts about the model for run.json, or None."""
+        return None
+
     def close(self) -> None:
         """Release resources."""
 
@@ -127,6 +131,13 @@ class ExecutionPolicy(Policy):
             stored.popleft()  # chunks that no longer cover this step
         predictions = np.stack([c[step - s] for s, c in stored if 0 <= step - s < len(c)])
         return ensemble_weights(len(predictions), self.ensemble_k) @ predictions
+
+    def describe(self) -> dict | None:
+        info = self.predictor.describe()
+        if info is None:
+            return None
+        return {**info, "execution": {"mode": self.mode, "gripper": self.gripper, "chunk_steps": self.steps,
+                                      "ensemble_k": self.ensemble_k if self.mode == "temporal_ensemble" else None}}
 
     def close(self) -> None:
         self.predictor.close()

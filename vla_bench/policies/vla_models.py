@@ -63,8 +63,9 @@ def check_protocol(expected: "ExpectedProtocol", run: Protocol, checkpoint: Path
 class TorchChunkPredictor(ChunkPredictor):
     """Batched torch inference with a per-episode history window of encoded frames."""
 
-    def __init__(self, model: "VlaModel", image_size: int) -> None:
+    def __init__(self, model: "VlaModel", image_size: int, protocol_differences: Sequence[str] = ()) -> None:
         self.model = model
+        self.protocol_differences = list(protocol_differences)
         self.chunk = model.action_steps
         self.image_size = image_size
         self._windows: dict[str, deque[tuple[int, Any]]] = {}
@@ -88,6 +89,19 @@ class TorchChunkPredictor(ChunkPredictor):
             chunks = torch.cat([arm, gripper], dim=-1).float().cpu().numpy()
         return chunks.astype(np.float64)
 
+    def describe(self) -> dict[str, Any]:
+        config = self.model.config
+        return {
+            "architecture": config.architecture,
+            "vlm_class": config.model.get("vlm_class"),
+            "parameters": sum(p.numel() for p in self.model.parameters()),
+            "dtype": str(self.model.dtype).removeprefix("torch."),
+            "device": str(self.model.device),
+            "history": self.model.history,
+            "expected_protocol": config.protocol.to_dict(),
+            "protocol_differences": self.protocol_differences,
+        }
+
     def close(self) -> None:
         self._windows.clear()
 
@@ -103,9 +117,9 @@ def load_model_policy(context: PolicyContext, architecture: str) -> Policy:
         raise VlaBenchError(
             f"--checkpoint {context.checkpoint} holds a {config.architecture!r} model; use --policy {config.architecture}"
         )
-    check_protocol(config.protocol, context.protocol, context.checkpoint, context.strict_protocol)
+    differences = check_protocol(config.protocol, context.protocol, context.checkpoint, context.strict_protocol)
     model = from_pretrained(context.checkpoint, device=context.device)
-    predictor = TorchChunkPredictor(model, image_size=config.protocol.image_size)
+    predictor = TorchChunkPredictor(model, image_size=config.protocol.image_size, protocol_differences=differences)
     run = context.protocol
     k = run.ensemble_k if run.ensemble_k is not None else (config.protocol.ensemble_k or 0.01)
     return ExecutionPolicy(predictor, mode=run.execution, gripper=run.gripper, steps=run.action_chunk, ensemble_k=k)
