@@ -134,3 +134,26 @@ def test_eval_on_the_fake_env_records_the_checkpoint(tmp_path):
     assert model["execution"] == {"mode": "temporal_ensemble", "gripper": "threshold", "chunk_steps": 3, "ensemble_k": 0.01}
     records = [json.loads(line) for line in (result.run_dir / "episodes.jsonl").read_text().splitlines()]
     assert len(records) == 1 and records[0]["status"] == "ok" and records[0]["steps"] == 6
+
+
+def test_seer_reads_its_last_gripper_command_not_the_finger_joints():
+    policy = make_policy("seer", PolicyContext(protocol=VITA, checkpoint=TINY_TEACHER))
+    predictor = policy.predictor
+    assert predictor.gripper_state == "command"
+    episode = Episode("libero_10", 0, 0, 42, 20)
+    policy.reset(episode)
+    obs = make_obs(np.random.default_rng(6), 224, episode=episode.key)
+    assert list(predictor._model_view(obs).state[6:]) == [1.0, 0.0]  # starts open
+    predictor.executed([obs], np.array([[0, 0, 0, 0, 0, 0, 1.0]]))
+    assert list(predictor._model_view(obs).state[6:]) == [0.0, 1.0]  # closed after a close command
+    np.testing.assert_array_equal(predictor._model_view(obs).state[:6], obs.state[:6])
+
+    def chunk(state_tail, command):
+        policy.reset(episode)
+        predictor._last_command[episode.key] = command
+        o = make_obs(np.random.default_rng(7), 224, episode=episode.key)
+        o.state[6:] = state_tail
+        return predictor.predict([o])
+
+    np.testing.assert_array_equal(chunk([0.04, -0.04], -1.0), chunk([0.0, 0.0], -1.0))
+    assert not np.array_equal(chunk([0.04, -0.04], -1.0), chunk([0.04, -0.04], 1.0))

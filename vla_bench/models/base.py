@@ -23,6 +23,7 @@ from vla_bench.models.checkpoint import (
 
 STATE_DIM = 8
 THREADS_ENV = "VLA_BENCH_TORCH_THREADS"
+GRIPPER_STATES = ("qpos", "command")
 
 
 def resolve_device(device: str) -> tuple[torch.device, torch.dtype]:
@@ -126,6 +127,16 @@ class VlaModel(nn.Module):
     @property
     def history(self) -> int:
         return int(self.config.model["history"])
+
+    @property
+    def gripper_state(self) -> str:
+        """What fills the state's 2 gripper entries: "qpos" (the 2 finger joints, as observed) or
+        "command" (one-hot of the last executed gripper command: [1, 0] open, [0, 1] closed; Seer's
+        default, which does not read the finger joints)."""
+        value = self.config.model.get("gripper_state", "qpos")
+        if value not in GRIPPER_STATES:
+            raise VlaBenchError(f"config.json model.gripper_state {value!r} must be one of {GRIPPER_STATES}")
+        return value
 
     @property
     def action_steps(self) -> int:

@@ -9,6 +9,7 @@ the vision and text encoders use transformers' names and are mapped by `importer
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any, Sequence
@@ -27,6 +28,7 @@ from vla_bench.models.tokenizer import TOKENIZER_FILE, load_tokenizer
 SEER_DEFAULTS: dict[str, Any] = {
     "history": 7,
     "action_steps": 3,
+    "gripper_state": "command",
     "hidden_size": 384,
     "layers": 24,
     "heads": 12,
@@ -111,9 +113,11 @@ class SeerModel(StateEncoderMixin, ActionDecoderMixin, VlaModel):
         from transformers.models.vit.modeling_vit import ViTLayer
 
         m = {**SEER_DEFAULTS, **config.model}
+        vis = m["vision"] = {**SEER_DEFAULTS["vision"], **config.model.get("vision", {})}
+        txt = m["text"] = {**SEER_DEFAULTS["text"], **config.model.get("text", {})}
+        self.config = config = dataclasses.replace(config, model=m)  # defaults made explicit in config.json
         self.tokenizer = tokenizer
         hidden = m["hidden_size"]
-        vis, txt = {**SEER_DEFAULTS["vision"], **m["vision"]}, {**SEER_DEFAULTS["text"], **m["text"]}
         self.hidden = hidden
         self.queries = m["resampler_queries"]
         self.foresight = m["foresight_tokens_per_image"]

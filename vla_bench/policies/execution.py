@@ -40,6 +40,9 @@ class ChunkPredictor(ABC):
     def predict(self, observations: Sequence[Observation]) -> np.ndarray:
         """Raw chunks (B, C, 7) for observations of different episodes."""
 
+    def executed(self, observations: Sequence[Observation], actions: np.ndarray) -> None:
+        """The env actions (B, 7) sent for these observations (for models that read their last command)."""
+
     def validate(self, episodes: Sequence[Episode]) -> None:
         """Raise VlaBenchError if the episodes cannot be served."""
 
@@ -122,6 +125,7 @@ class ExecutionPolicy(Policy):
         actions = raw.copy()
         actions[:, :6] = np.clip(actions[:, :6], -1.0, 1.0)
         actions[:, 6] = gripper_to_env(raw[:, 6], self.gripper)
+        self.predictor.executed(observations, actions)
         return actions
 
     def _ensemble(self, key: str, step: int, chunk: np.ndarray) -> np.ndarray:

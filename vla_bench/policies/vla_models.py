@@ -6,6 +6,7 @@ torch and transformers are imported only when one of these policies is built.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import deque
 from pathlib import Path
@@ -69,13 +70,30 @@ class TorchChunkPredictor(ChunkPredictor):
         self.chunk = model.action_steps
         self.image_size = image_size
         self._windows: dict[str, deque[tuple[int, Any]]] = {}
+        self.gripper_state = model.gripper_state
+        self._last_command: dict[str, float] = {}
 
     def reset(self, episode: Episode) -> None:
         self._windows[episode.key] = deque(maxlen=self.model.history)
+        self._last_command[episode.key] = -1.0  # episodes start with the gripper open
+
+    def executed(self, observations: Sequence[Observation], actions: np.ndarray) -> None:
+        for obs, action in zip(observations, actions):
+            self._last_command[obs.episode] = float(action[6])
+
+    def _model_view(self, obs: Observation) -> Observation:
+        """The observation as the model reads it (gripper entries per the model's gripper_state)."""
+        if self.gripper_state == "qpos":
+            return obs
+        state = np.array(obs.state, dtype=np.float64)
+        closed = self._last_command.get(obs.episode, -1.0) >= 1.0
+        state[6:8] = (0.0, 1.0) if closed else (1.0, 0.0)
+        return dataclasses.replace(obs, state=state)
 
     def predict(self, observations: Sequence[Observation]) -> np.ndarray:
         import torch
 
+        observations = [self._model_view(obs) for obs in observations]
         with torch.inference_mode():
             frames = self.model.encode_frames(observations)
             windows = []
@@ -98,6 +116,7 @@ class TorchChunkPredictor(ChunkPredictor):
             "dtype": str(self.model.dtype).removeprefix("torch."),
             "device": str(self.model.device),
             "history": self.model.history,
+            "gripper_state": self.gripper_state,
             "expected_protocol": config.protocol.to_dict(),
             "protocol_differences": self.protocol_differences,
         }
