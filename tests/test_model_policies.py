@@ -157,3 +157,11 @@ def test_seer_reads_its_last_gripper_command_not_the_finger_joints():
 
     np.testing.assert_array_equal(chunk([0.04, -0.04], -1.0), chunk([0.0, 0.0], -1.0))
     assert not np.array_equal(chunk([0.04, -0.04], -1.0), chunk([0.04, -0.04], 1.0))
+
+
+def test_render_off_with_an_image_policy_is_refused_before_the_run(tmp_path):
+    config = EvalConfig(suite="libero_10", policy="vita-vla", checkpoint=str(TINY_STUDENT), protocol="vita-vla",
+                        tasks="0", trials=1, max_steps=2, env="fake", render="off", output=str(tmp_path / "run"), progress=False)
+    with pytest.raises(VlaBenchError, match="reads camera images"):
+        evaluate(config)
+    assert not (tmp_path / "run").exists()

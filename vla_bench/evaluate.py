@@ -122,6 +122,9 @@ def evaluate(config: EvalConfig) -> RunResult:
     policy = make_policy(config.policy, context)
     policy.validate(episodes)
     render = should_render(config, policy)
+    if policy.uses_images and not render:
+        policy.close()
+        raise VlaBenchError(f"--render off: policy {config.policy!r} reads camera images (use --render auto)")
     run_dir = Path(config.output) if config.output else default_run_dir(config)
     writer = RunWriter.create(run_dir, {**run_info(config, plan, policy, render), "started_at": _now()})
 
