@@ -132,4 +132,18 @@ def test_episodes_in_one_batch_keep_separate_state_and_reset_clears_it():
         for row, (e, t) in zip(together, group):
             np.testing.assert_allclose(row, alone[e.key].infer([_obs(e, t)])[0])
     batched.reset(a)
-    assert batched.predictor.counts[a.key] == 0 and not batched._chunks[a.key]
+    assert batched.predictor.counts[a.key] == 0 and not batched.states[a.key].chunks
+
+
+def test_state_of_finished_episodes_is_dropped_once_stale():
+    rng = np.random.default_rng(3)
+    episodes = [_episode(i) for i in range(3)]
+    policy = ExecutionPolicy(ScriptedPredictor({e.key: _chunks(rng, 10) for e in episodes}), "temporal_ensemble", "threshold")
+    policy.states.stale_after = 2
+    policy.reset(episodes[0])
+    policy.reset(episodes[1])
+    for t in range(4):  # episode 0 runs on; episode 1 ended after one step
+        policy.infer([_obs(episodes[0], t)] + ([_obs(episodes[1], t)] if t == 0 else []))
+    policy.reset(episodes[2])
+    assert policy.states.peek(episodes[1].key) is None
+    assert policy.states.peek(episodes[0].key) is not None and len(policy.states) == 2

@@ -52,9 +52,9 @@ def test_history_window_resets_with_the_episode():
     first = [make_obs(rng, 224, step=t) for t in range(3)]
     policy.reset(episode)
     run1 = [policy.infer([obs]) for obs in first]
-    assert len(policy.predictor._windows[episode.key]) == 3
+    assert len(policy.predictor.episodes[episode.key].window) == 3
     policy.reset(episode)
-    assert len(policy.predictor._windows[episode.key]) == 0
+    assert len(policy.predictor.episodes[episode.key].window) == 0
     run2 = [policy.infer([obs]) for obs in first]
     np.testing.assert_array_equal(np.concatenate(run1), np.concatenate(run2))
 
@@ -66,7 +66,7 @@ def test_window_is_capped_at_the_model_history():
     rng = np.random.default_rng(4)
     for t in range(9):
         policy.infer([make_obs(rng, 224, step=t)])
-    assert [step for step, _ in policy.predictor._windows[episode.key]] == list(range(2, 9))
+    assert [step for step, _ in policy.predictor.episodes[episode.key].window] == list(range(2, 9))
 
 
 def test_gradient_reaches_action_token_and_state_encoder():
@@ -150,7 +150,7 @@ def test_seer_reads_its_last_gripper_command_not_the_finger_joints():
 
     def chunk(state_tail, command):
         policy.reset(episode)
-        predictor._last_command[episode.key] = command
+        predictor.episodes[episode.key].last_command = command
         o = make_obs(np.random.default_rng(7), 224, episode=episode.key)
         o.state[6:] = state_tail
         return predictor.predict([o])

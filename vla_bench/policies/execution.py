@@ -13,9 +13,10 @@ correctly; `reset(episode)` clears that episode's state.
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from collections import deque
-from typing import Sequence
+from typing import Callable, Generic, Sequence, TypeVar
 
 import numpy as np
 
@@ -23,6 +24,58 @@ from vla_bench.envs.base import ACTION_DIM, Observation
 from vla_bench.episodes import Episode
 from vla_bench.policies.base import Policy
 from vla_bench.specs import EXECUTION_MODES, GRIPPER_CONVENTIONS
+
+
+T = TypeVar("T")
+
+# An episode whose state was not used in this many infer calls has ended (the contract has no
+# end-of-episode call); its state is dropped at the next reset, so long runs do not accumulate it.
+STALE_AFTER_CALLS = 1000
+
+
+class EpisodeStates(Generic[T]):
+    """Per-episode state keyed by `Episode.key`, made by `factory` on reset (or first use)."""
+
+    def __init__(self, factory: Callable[[], T], stale_after: int = STALE_AFTER_CALLS) -> None:
+        self.factory = factory
+        self.stale_after = stale_after
+        self.calls = 0
+        self._items: dict[str, T] = {}
+        self._used: dict[str, int] = {}
+
+    def reset(self, key: str) -> T:
+        """Fresh state for an episode that starts now; drops the state of episodes gone stale."""
+        for stale in [k for k, used in self._used.items() if self.calls - used > self.stale_after]:
+            del self._items[stale], self._used[stale]
+        self._items[key] = self.factory()
+        self._used[key] = self.calls
+        return self._items[key]
+
+    def __getitem__(self, key: str) -> T:
+        if key not in self._items:
+            self._items[key] = self.factory()
+        self._used[key] = self.calls
+        return self._items[key]
+
+    def peek(self, key: str) -> T | None:
+        return self._items.get(key)
+
+    def tick(self) -> None:
+        """Count one infer call."""
+        self.calls += 1
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def clear(self) -> None:
+        self._items.clear()
+        self._used.clear()
+
+
+@dataclasses.dataclass
+class _Execution:
+    queue: deque = dataclasses.field(default_factory=deque)  # chunk mode: actions left to execute
+    chunks: deque = dataclasses.field(default_factory=deque)  # ensembling: (query step, raw chunk)
 
 
 class ChunkPredictor(ABC):
@@ -89,24 +142,24 @@ class ExecutionPolicy(Policy):
         self.ensemble_k = ensemble_k
         self.uses_images = predictor.uses_images
         self.image_size = predictor.image_size
-        self._queues: dict[str, deque[np.ndarray]] = {}  # chunk mode: actions left to execute
-        self._chunks: dict[str, deque[tuple[int, np.ndarray]]] = {}  # ensemble: (query step, raw chunk)
+        self.states: EpisodeStates[_Execution] = EpisodeStates(_Execution)
 
     def validate(self, episodes: Sequence[Episode]) -> None:
         self.predictor.validate(episodes)
 
     def reset(self, episode: Episode) -> None:
-        self._queues[episode.key] = deque()
-        self._chunks[episode.key] = deque()
+        self.states.reset(episode.key)
         self.predictor.reset(episode)
 
     def _needs_query(self, episode: str) -> bool:
-        return self.mode != "chunk" or not self._queues.get(episode)
+        state = self.states.peek(episode)
+        return self.mode != "chunk" or state is None or not state.queue
 
     def reads_images(self, episode: str, step: int) -> bool:
         return self.uses_images and self._needs_query(episode)
 
     def infer(self, observations: Sequence[Observation]) -> np.ndarray:
+        self.states.tick()
         rows = [i for i, obs in enumerate(observations) if self._needs_query(obs.episode)]
         chunks = self.predictor.predict([observations[i] for i in rows]) if rows else np.empty((0, 0, ACTION_DIM))
         raw = np.empty((len(observations), ACTION_DIM))
@@ -116,7 +169,7 @@ class ExecutionPolicy(Policy):
             if self.mode == "single":
                 raw[i] = fresh[i][0]
             elif self.mode == "chunk":
-                queue = self._queues.setdefault(key, deque())
+                queue = self.states[key].queue
                 if i in fresh:
                     queue.extend(fresh[i][: self.steps])
                 raw[i] = queue.popleft()
@@ -129,7 +182,7 @@ class ExecutionPolicy(Policy):
         return actions
 
     def _ensemble(self, key: str, step: int, chunk: np.ndarray) -> np.ndarray:
-        stored = self._chunks.setdefault(key, deque())
+        stored = self.states[key].chunks
         stored.append((step, np.asarray(chunk, dtype=np.float64)))
         while stored and stored[0][0] + len(stored[0][1]) <= step:
             stored.popleft()  # chunks that no longer cover this step

@@ -18,7 +18,7 @@ from vla_bench.envs.base import Observation
 from vla_bench.episodes import Episode
 from vla_bench.errors import VlaBenchError
 from vla_bench.policies.base import POLICIES, Policy, PolicyContext
-from vla_bench.policies.execution import ChunkPredictor, ExecutionPolicy
+from vla_bench.policies.execution import ChunkPredictor, EpisodeStates, ExecutionPolicy
 from vla_bench.specs import Protocol
 
 if TYPE_CHECKING:
@@ -61,6 +61,14 @@ def check_protocol(expected: "ExpectedProtocol", run: Protocol, checkpoint: Path
     return differences
 
 
+@dataclasses.dataclass
+class EpisodeHistory:
+    """One episode's window of (step, encoded frame) and its last executed gripper command."""
+
+    window: deque
+    last_command: float = -1.0  # episodes start with the gripper open
+
+
 class TorchChunkPredictor(ChunkPredictor):
     """Batched torch inference with a per-episode history window of encoded frames."""
 
@@ -69,36 +77,35 @@ class TorchChunkPredictor(ChunkPredictor):
         self.protocol_differences = list(protocol_differences)
         self.chunk = model.action_steps
         self.image_size = image_size
-        self._windows: dict[str, deque[tuple[int, Any]]] = {}
         self.gripper_state = model.gripper_state
-        self._last_command: dict[str, float] = {}
+        self.episodes: EpisodeStates[EpisodeHistory] = EpisodeStates(lambda: EpisodeHistory(deque(maxlen=model.history)))
 
     def reset(self, episode: Episode) -> None:
-        self._windows[episode.key] = deque(maxlen=self.model.history)
-        self._last_command[episode.key] = -1.0  # episodes start with the gripper open
+        self.episodes.reset(episode.key)
 
     def executed(self, observations: Sequence[Observation], actions: np.ndarray) -> None:
         for obs, action in zip(observations, actions):
-            self._last_command[obs.episode] = float(action[6])
+            self.episodes[obs.episode].last_command = float(action[6])
 
     def _model_view(self, obs: Observation) -> Observation:
         """The observation as the model reads it (gripper entries per the model's gripper_state)."""
         if self.gripper_state == "qpos":
             return obs
         state = np.array(obs.state, dtype=np.float64)
-        closed = self._last_command.get(obs.episode, -1.0) >= 1.0
+        closed = self.episodes[obs.episode].last_command >= 1.0
         state[6:8] = (0.0, 1.0) if closed else (1.0, 0.0)
         return dataclasses.replace(obs, state=state)
 
     def predict(self, observations: Sequence[Observation]) -> np.ndarray:
         import torch
 
+        self.episodes.tick()
         observations = [self._model_view(obs) for obs in observations]
         with torch.inference_mode():
             frames = self.model.encode_frames(observations)
             windows = []
             for obs, frame in zip(observations, frames):
-                window = self._windows.setdefault(obs.episode, deque(maxlen=self.model.history))
+                window = self.episodes[obs.episode].window
                 if window and window[-1][0] == obs.step:
                     window.pop()  # asked twice for the same step: the new frame replaces the old
                 window.append((obs.step, frame))
@@ -122,7 +129,7 @@ class TorchChunkPredictor(ChunkPredictor):
         }
 
     def close(self) -> None:
-        self._windows.clear()
+        self.episodes.clear()
 
 
 def load_model_policy(context: PolicyContext, architecture: str) -> Policy:
