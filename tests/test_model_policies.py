@@ -165,3 +165,17 @@ def test_render_off_with_an_image_policy_is_refused_before_the_run(tmp_path):
     with pytest.raises(VlaBenchError, match="reads camera images"):
         evaluate(config)
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("checkpoint,size", [(TINY_TEACHER, 224), (TINY_STUDENT, 200)], ids=["teacher", "student"])
+def test_bf16_path_used_on_cuda_runs_and_stays_close_to_fp32(checkpoint, size):
+    fp32, bf16 = from_pretrained(checkpoint), from_pretrained(checkpoint).to(torch.bfloat16)
+    rng = np.random.default_rng(8)
+    observations = [make_obs(rng, size, step=t) for t in range(3)]
+    with torch.inference_mode():
+        a32, g32 = fp32.predict([fp32.encode_frames(observations)], [observations[0].instruction])
+        frames = bf16.encode_frames(observations)
+        a16, g16 = bf16.predict([frames, frames[:2]], [observations[0].instruction] * 2)
+    assert a16.dtype == torch.bfloat16
+    torch.testing.assert_close(a16[:1].float(), a32, atol=2e-2, rtol=0)
+    torch.testing.assert_close(g16[:1].float(), g32, atol=2e-2, rtol=0)
