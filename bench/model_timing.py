@@ -83,9 +83,9 @@ def host() -> dict[str, Any]:
     return info
 
 
-def write(name: str, payload: dict[str, Any], table: str) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
+def write(name: str, payload: dict[str, Any], table: str, out_dir: Path = RESULTS) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2) + "\n")
-    (RESULTS / f"{name}.md").write_text(table)
+    (out_dir / f"{name}.md").write_text(table)
     return path

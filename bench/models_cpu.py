@@ -17,16 +17,17 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from model_timing import host, steady_state_latency, summarise, write  # noqa: E402
+from model_timing import RESULTS, host, steady_state_latency, summarise, write  # noqa: E402
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="tiny model CPU inference benchmark")
     parser.add_argument("--reps", type=int, default=20)
     parser.add_argument("--batches", default="1,4,8")
     parser.add_argument("--threads", default="1,2", help="torch CPU thread counts to compare")
     parser.add_argument("--name", default="models-cpu")
-    args = parser.parse_args()
+    parser.add_argument("--out-dir", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
 
     import torch
 
@@ -57,7 +58,7 @@ def main() -> None:
               f"Host: {info['hostname']}, {info['cpu_count']} cores, torch {info['torch']}, {info['date']}, "
               f"load average at start {info.get('load_average_at_start')} (shared machine: compare ratios).\n\n"
               "Per `infer` call, protocol vita-vla (temporal ensembling), full 7-frame history windows.\n\n")
-    path = write(args.name, {"host": info, "command": sys.argv, "rows": rows}, header + "\n".join(table) + "\n")
+    path = write(args.name, {"host": info, "command": sys.argv, "rows": rows}, header + "\n".join(table) + "\n", args.out_dir)
     print(f"wrote {path}")
 
 

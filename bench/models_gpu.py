@@ -23,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from model_timing import host, observation, steady_state_latency, summarise, write  # noqa: E402
+from model_timing import RESULTS, host, observation, steady_state_latency, summarise, write  # noqa: E402
 
 # Dense bf16 tensor-core peaks (no sparsity), by device-name substring, FLOP/s.
 PEAKS = {"H200": 989.4e12, "H100 SXM": 989.4e12, "H100 80GB HBM3": 989.4e12, "H100 PCIe": 756.5e12, "H100": 989.4e12,
@@ -88,14 +88,15 @@ def flops_per_window(student, tokens: int, image_tokens_new: int) -> float:
     return 2 * lm_params * tokens + 2 * text.num_hidden_layers * tokens**2 * text.hidden_size + 2 * vision_params * patches_new
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="7B-shape student GPU inference benchmark")
     parser.add_argument("--batches", default="1,8,16,32")
     parser.add_argument("--reps", type=int, default=10)
     parser.add_argument("--shape", choices=("7b", "tiny"), default="7b")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--name", default="models-gpu")
-    args = parser.parse_args()
+    parser.add_argument("--out-dir", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
 
     import torch
 
@@ -160,7 +161,7 @@ def main() -> int:
               f"Command: `python bench/models_gpu.py {' '.join(sys.argv[1:])}`\n\n"
               f"{params / 1e9:.2f} B parameters, {student.dtype}, S = 7 turns, 2 views at 200 px, temporal ensembling. "
               f"FLOP/s from an analytic estimate (see flops_per_window); peak {peak} FLOP/s.\n\n")
-    path = write(args.name, {"host": info, "command": sys.argv, "rows": rows}, header + "\n".join(table) + "\n")
+    path = write(args.name, {"host": info, "command": sys.argv, "rows": rows}, header + "\n".join(table) + "\n", args.out_dir)
     print(f"wrote {path}")
     return 0
 
