@@ -75,3 +75,15 @@ lock:
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache
 	find . -name __pycache__ -prune -exec rm -rf {} +
+
+# Model adapters: random-weight tiny checkpoints from checkpoints/configs/*.json (committed; the
+# recipe is seeded, so a rebuild gives the same weights), and inference benchmarks.
+.PHONY: tiny-checkpoints bench-models bench-models-gpu
+tiny-checkpoints: $(STAMP)
+	$(PY) -m vla_bench.models.tiny --out checkpoints
+
+bench-models: $(STAMP)
+	$(PY) bench/models_cpu.py
+
+bench-models-gpu: $(STAMP)
+	$(PY) bench/models_gpu.py

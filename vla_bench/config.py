@@ -38,3 +38,5 @@ class EvalConfig:
     """Torch device for model policies."""
     progress: bool = True
     """Show a progress bar."""
+    strict_protocol: bool = False
+    """Refuse to run a checkpoint whose expected protocol differs from --protocol (default: warn)."""

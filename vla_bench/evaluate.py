@@ -45,6 +45,15 @@ def checkpoint_info(checkpoint: str | None) -> dict[str, Any]:
     return {"path": str(path.resolve()), "sha256": provenance.sha256_path(path)}
 
 
+def policy_info(config: EvalConfig, policy: Policy) -> dict[str, Any]:
+    """Policy name and checkpoint; plus the loaded model's facts (`model`) for model policies."""
+    info: dict[str, Any] = {"name": config.policy, "checkpoint": checkpoint_info(config.checkpoint)}
+    model = policy.describe()
+    if model is not None:
+        info["model"] = model
+    return info
+
+
 def run_info(config: EvalConfig, plan: RunPlan, policy: Policy, render: bool) -> dict[str, Any]:
     """Everything run.json records besides status and times."""
     return {
@@ -56,7 +65,7 @@ def run_info(config: EvalConfig, plan: RunPlan, policy: Policy, render: bool) ->
         "max_steps": plan.max_steps,
         "seed": plan.seed,
         "episodes_planned": len(plan.episodes()),
-        "policy": {"name": config.policy, "checkpoint": checkpoint_info(config.checkpoint)},
+        "policy": policy_info(config, policy),
         "env": config.env,
         "rendering": render,
         "image_size": policy.image_size or plan.protocol.model_image_size,
@@ -117,10 +126,14 @@ def evaluate(config: EvalConfig) -> RunResult:
         checkpoint=None if config.checkpoint is None else Path(config.checkpoint),
         seed=plan.seed,
         device=config.device,
+        strict_protocol=config.strict_protocol,
     )
     policy = make_policy(config.policy, context)
     policy.validate(episodes)
     render = should_render(config, policy)
+    if policy.uses_images and not render:
+        policy.close()
+        raise VlaBenchError(f"--render off: policy {config.policy!r} reads camera images (use --render auto)")
     run_dir = Path(config.output) if config.output else default_run_dir(config)
     writer = RunWriter.create(run_dir, {**run_info(config, plan, policy, render), "started_at": _now()})
 

@@ -1,6 +1,7 @@
 """Policy adapters, registered by name."""
 
 from vla_bench.policies import builtin  # noqa: F401  (registration)
+from vla_bench.policies import vla_models  # noqa: F401  (registration; torch is imported lazily)
 from vla_bench.policies.base import POLICIES, Policy, PolicyContext, check_actions, make_policy
 
 __all__ = ["POLICIES", "Policy", "PolicyContext", "check_actions", "make_policy"]

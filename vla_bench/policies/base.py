@@ -30,6 +30,7 @@ class PolicyContext:
     checkpoint: Path | None = None
     seed: int = 0
     device: str = "cpu"
+    strict_protocol: bool = False  # refuse (rather than warn about) a checkpoint trained for another protocol
 
 
 class Policy(ABC):
@@ -58,6 +59,10 @@ class Policy(ABC):
 
     def close(self) -> None:
         """Release resources."""
+
+    def describe(self) -> dict | None:
+        """Facts about the loaded model recorded in run.json (policy.model); None for no model."""
+        return None
 
 
 PolicyFactory = Callable[[PolicyContext], Policy]

@@ -1,0 +1,85 @@
+"""Random-weight checkpoints from the recipes in checkpoints/configs/ (no downloads).
+
+    python -m vla_bench.models.tiny [--out checkpoints]     # what `make tiny-checkpoints` runs
+
+A recipe is a checkpoint config.json plus how to build the tokenizer ("tokenizer": words, special
+tokens) and, for the student, the image processor ("processor": patch sizes) and a "seed".
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vla_bench.models.checkpoint import ARCHITECTURES, CheckpointConfig, ExpectedProtocol
+from vla_bench.models.tokenizer import build_word_tokenizer
+
+REPO = Path(__file__).resolve().parents[2]
+RECIPES = REPO / "checkpoints" / "configs"
+TINY = ("tiny-teacher", "tiny-student")
+
+
+def _student_token_ids(vlm_config: dict[str, Any], tokenizer: Any) -> dict[str, Any]:
+    ids = {
+        "image_token_id": "<|image_pad|>",
+        "video_token_id": "<|video_pad|>",
+        "vision_start_token_id": "<|vision_start|>",
+        "vision_end_token_id": "<|vision_end|>",
+    }
+    config = {key: tokenizer.convert_tokens_to_ids(token) for key, token in ids.items()}
+    config.update(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    text = {**vlm_config["text_config"], "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id}
+    return {**vlm_config, **config, "text_config": text}
+
+
+def build_from_recipe(recipe_path: Path, out: Path) -> Path:
+    """Build a random-weight checkpoint directory `out` from a recipe file."""
+    import vla_bench.models.seer  # noqa: F401  (registers architectures)
+    import vla_bench.models.vita  # noqa: F401
+
+    recipe = json.loads(Path(recipe_path).read_text())
+    torch.manual_seed(int(recipe.get("seed", 0)))
+    spec = recipe["tokenizer"]
+    tokenizer = build_word_tokenizer(spec["words"], spec.get("special_tokens", []), wrap=spec.get("wrap", False))
+    model_config = copy.deepcopy(recipe["model"])
+    extra: dict[str, Any] = {}
+    if recipe["architecture"] == "seer":
+        text = model_config["text"]
+        if len(tokenizer) > text["vocab_size"]:
+            raise ValueError(f"{recipe_path}: tokenizer has {len(tokenizer)} tokens > text vocab_size {text['vocab_size']}")
+        text["eos_token_id"] = tokenizer.eos_token_id
+    else:
+        from vla_bench.models.vita import make_processor
+
+        model_config["vlm_config"] = _student_token_ids(model_config["vlm_config"], tokenizer)
+        p = recipe["processor"]
+        norm = recipe["normalisation"]
+        extra["processor"] = make_processor(recipe["protocol"]["image_size"], norm["image_mean"], norm["image_std"], p["patch_size"], p["merge_size"], p["temporal_patch_size"])
+    config = CheckpointConfig(
+        architecture=recipe["architecture"],
+        model=model_config,
+        normalisation=recipe["normalisation"],
+        protocol=ExpectedProtocol.from_dict(recipe["protocol"]),
+    )
+    model = ARCHITECTURES.get(config.architecture).build(config, tokenizer=tokenizer, **extra)
+    model.save_pretrained(out)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=REPO / "checkpoints", help="parent folder of tiny-teacher/ and tiny-student/")
+    args = parser.parse_args()
+    for name in TINY:
+        path = build_from_recipe(RECIPES / f"{name}.json", args.out / name)
+        size = sum(f.stat().st_size for f in path.iterdir()) / 1e6
+        print(f"{path}: {size:.1f} MB")
+
+
+if __name__ == "__main__":
+    main()
