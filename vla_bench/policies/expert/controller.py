@@ -150,7 +150,7 @@ class PlaceSkill:
             if np.linalg.norm(eef[:2] - hover[:2]) > 0.03 and eef[2] < hover[2] - 0.03:
                 target = np.array([*eef[:2], hover[2]])  # rise first, then cross
             aligned = finger_yaw_error(priv, grasp.close_dir) < YAW_TOL
-            if np.linalg.norm(eef - hover) < 2 * POS_TOL and aligned:
+            if np.linalg.norm(eef[:2] - hover[:2]) < POS_TOL and abs(eef[2] - hover[2]) < 0.02 and aligned:
                 self._go("descend")
             return servo(priv, target, grasp.close_dir, OPEN)
         if self.phase == "descend":
