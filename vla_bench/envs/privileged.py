@@ -62,6 +62,32 @@ class PrivilegedReader:
         """Forget cached geometry (call after the scene is rebuilt)."""
         self._boxes = None
 
+    def _joint(self, name: str) -> dict[str, Any]:
+        """An articulation joint: type, position, world axis and anchor, and the world corners of
+        the collision geoms it moves (a drawer with its handle, a door, a knob)."""
+        import mujoco
+
+        model, data = self.env.sim.model._model, self.env.sim.data._data
+        joint = model.joint(name).id
+        body = int(model.jnt_bodyid[joint])
+        geoms = [
+            g
+            for g in range(model.ngeom)
+            if int(model.geom_bodyid[g]) in _subtree_bodies(model, body) and (model.geom_contype[g] or model.geom_conaffinity[g])
+        ]
+        corners = np.stack([geom_corners_world(model, data, g) for g in geoms]) if geoms else np.zeros((0, 8, 3))
+        kind = {int(mujoco.mjtJoint.mjJNT_SLIDE): "slide", int(mujoco.mjtJoint.mjJNT_HINGE): "hinge"}.get(
+            int(model.jnt_type[joint]), "other"
+        )
+        return {
+            "type": kind,
+            "qpos": float(data.qpos[model.jnt_qposadr[joint]]),
+            "range": np.array(model.jnt_range[joint]),
+            "axis": np.array(data.xaxis[joint]),
+            "anchor": np.array(data.xanchor[joint]),
+            "geoms": corners,
+        }
+
     def read(self) -> dict[str, Any]:
         env = self.env
         data = env.sim.data
@@ -76,6 +102,8 @@ class PrivilegedReader:
                 "box": None if box is None else (box[0].copy(), box[1].copy()),
                 "fixture": name in env.fixtures_dict,
                 "joints": [float(data.qpos[model.get_joint_qpos_addr(j)]) for j in _object_joints(env, name)],
+                "joint_names": _object_joints(env, name),
+                "articulation": _articulation_ranges(env, name),
             }
         sites: dict[str, dict[str, Any]] = {}
         for name, site in env.object_sites_dict.items():
@@ -85,10 +113,15 @@ class PrivilegedReader:
                 "size": np.asarray(site.size, dtype=np.float64) if site.size is not None else None,
                 "parent": site.parent_name,
                 "joints": [float(data.qpos[model.get_joint_qpos_addr(j)]) for j in (site.joints or [])],
+                "joint_names": list(site.joints or []),
             }
         robot = env.robots[0]
+        joint_names = {j for b in bodies.values() for j in b["joint_names"]} | {j for t in sites.values() for j in t["joint_names"]}
+        goal = env.parsed_problem["goal_state"]
         return {
-            "goal": [tuple(str(a) for a in state) for state in env.parsed_problem["goal_state"]],
+            "goal": [tuple(str(a) for a in state) for state in goal],
+            "goal_status": [bool(env._eval_predicate(state)) for state in goal],
+            "joints": {name: self._joint(name) for name in sorted(joint_names)},
             "eef_pos": np.array(data.site_xpos[robot.eef_site_id]),
             "eef_mat": np.array(data.site_xmat[robot.eef_site_id]).reshape(3, 3),
             "gripper_qpos": np.array([data.qpos[i] for i in robot._ref_gripper_joint_pos_indexes]),
@@ -105,3 +138,10 @@ def _object_joints(env, name: str) -> list[str]:
     model = env.sim.model
     joints = getattr(env.get_object(name), "joints", None) or []
     return [j for j in joints if int(model.jnt_type[model.joint_name2id(j)]) != mujoco.mjtJoint.mjJNT_FREE]
+
+
+def _articulation_ranges(env, name: str) -> dict[str, list[float]]:
+    """LIBERO's joint ranges for open / close / turn on / turn off of an articulated object."""
+    properties = getattr(env.get_object(name), "object_properties", None) or {}
+    ranges = properties.get("articulation", {}) if isinstance(properties, dict) else {}
+    return {key: [float(v) for v in value] for key, value in ranges.items() if isinstance(value, (list, tuple))}

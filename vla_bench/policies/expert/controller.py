@@ -32,15 +32,26 @@ FOOTPRINT_LIMIT = 0.35  # bodies wider than this (tables, floors) are not obstac
 def servo(priv: Mapping[str, Any], target: np.ndarray, close_dir: np.ndarray | None, gripper: float) -> np.ndarray:
     """One action moving the fingertip centre toward `target`, the gripper pointing down with its
     fingers closing along `close_dir` (None: keep the current yaw)."""
+    rot = np.asarray(priv["eef_mat"])
+    finger = rot[:2, 0] if close_dir is None else np.asarray(close_dir, dtype=np.float64)[:2]
+    return servo_pose(priv, target, np.array([finger[0], finger[1], 0.0]), np.array([0.0, 0.0, -1.0]), gripper)
+
+
+def servo_pose(
+    priv: Mapping[str, Any], target: np.ndarray, finger: np.ndarray, approach: np.ndarray, gripper: float
+) -> np.ndarray:
+    """One action toward `target` with the gripper pointing along `approach` and its fingers
+    closing along `finger` (perpendicular to `approach`; its sign does not matter)."""
     eef, rot = np.asarray(priv["eef_pos"]), np.asarray(priv["eef_mat"])
     action = np.zeros(7)
     action[:3] = np.clip(POS_GAIN * (np.asarray(target) - eef), -1.0, 1.0)
-    finger = rot[:2, 0] if close_dir is None else np.asarray(close_dir, dtype=np.float64)
-    finger = finger / max(np.linalg.norm(finger), 1e-9)
-    if float(finger @ rot[:2, 0]) < 0:  # a half turn grips the same: take the nearer sign
-        finger = -finger
-    x_axis = np.array([finger[0], finger[1], 0.0])
-    z_axis = np.array([0.0, 0.0, -1.0])
+    z_axis = np.asarray(approach, dtype=np.float64)
+    z_axis = z_axis / max(np.linalg.norm(z_axis), 1e-9)
+    x_axis = np.asarray(finger, dtype=np.float64)
+    x_axis = x_axis - z_axis * float(x_axis @ z_axis)
+    x_axis = x_axis / max(np.linalg.norm(x_axis), 1e-9)
+    if float(x_axis @ rot[:, 0]) < 0:  # a half turn grips the same: take the nearer sign
+        x_axis = -x_axis
     desired = np.column_stack([x_axis, np.cross(z_axis, x_axis), z_axis])
     error = Rotation.from_matrix(desired @ rot.T).as_rotvec()
     action[3:6] = np.clip(ROT_GAIN * error, -1.0, 1.0)
@@ -242,5 +253,7 @@ def make_skill(goal: Subgoal):
     if isinstance(goal, Place):
         return PlaceSkill(goal)
     if isinstance(goal, Articulate):
-        return HoldSkill(goal)  # articulation skills are not implemented yet
+        from vla_bench.policies.expert.articulate import ArticulateSkill
+
+        return ArticulateSkill(goal)
     raise TypeError(goal)

@@ -103,3 +103,39 @@ def yaw_error(current_dir: np.ndarray, desired_dir: np.ndarray) -> float:
 def carry_height(obstacle_tops: list[float], hang: float, margin: float = 0.04) -> float:
     """Fingertip height that carries an object hanging `hang` below the fingertips over every obstacle."""
     return max(obstacle_tops, default=0.0) + hang + margin
+
+
+def points_box(points: np.ndarray) -> WorldBox:
+    """A WorldBox around world points (n, 3): footprint axes from their horizontal spread."""
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    xy = points[:, :2]
+    mid = (xy.min(axis=0) + xy.max(axis=0)) / 2
+    spread = np.cov((xy - mid).T) if len(xy) > 2 else np.eye(2)
+    _, vectors = np.linalg.eigh(spread)
+    axes = np.array([vectors[:, 1], vectors[:, 0]])  # long axis first
+    halves = []
+    centre = mid.copy()
+    for axis in axes:
+        projections = xy @ axis
+        centre = centre + axis * ((projections.max() + projections.min()) / 2 - float(centre @ axis))
+        halves.append((projections.max() - projections.min()) / 2)
+    center = np.array([centre[0], centre[1], (lo[2] + hi[2]) / 2])
+    return WorldBox(center, float(lo[2]), float(hi[2]), axes, np.array(halves, dtype=np.float64))
+
+
+def extreme_points(corners: np.ndarray, direction: np.ndarray, depth: float) -> np.ndarray:
+    """The geom corners (n, 8, 3) of the geoms lying within `depth` of the farthest one along
+    `direction` (a drawer's handle sticks out furthest along its opening direction)."""
+    corners = np.asarray(corners, dtype=np.float64)
+    reach = corners @ np.asarray(direction, dtype=np.float64)  # (n, 8)
+    far = reach.max(axis=1)
+    keep = far >= far.max() - depth
+    return corners[keep].reshape(-1, 3)
+
+
+def top_points(corners: np.ndarray, depth: float) -> np.ndarray:
+    """Corners of the geoms that reach within `depth` of the highest top (a knob's grip ridge)."""
+    corners = np.asarray(corners, dtype=np.float64)
+    tops = corners[..., 2].max(axis=1)
+    return corners[tops >= tops.max() - depth].reshape(-1, 3)
