@@ -12,9 +12,10 @@ from vla_bench.episodes import Episode
 from vla_bench.errors import VlaBenchError
 from vla_bench.policies import make_policy
 from vla_bench.policies.base import PolicyContext
-from vla_bench.policies.expert.controller import PlaceSkill, servo
-from vla_bench.policies.expert.geometry import WorldBox, plan_grasp, world_box, yaw_error
-from vla_bench.policies.expert.goals import Articulate, Place, parse_goal
+from vla_bench.policies.expert.articulate import joint_goal, satisfied
+from vla_bench.policies.expert.controller import PlaceSkill, choose_grasp, clearance, servo
+from vla_bench.policies.expert.geometry import box_corners, extreme_points, plan_grasp, plan_grasps, points_box, world_box, yaw_error
+from vla_bench.policies.expert.goals import Articulate, Place, parse_goal, with_preconditions
 from vla_bench.specs import protocols
 
 DOWN = np.diag([1.0, -1.0, -1.0])  # gripper pointing down, fingers closing along world x
@@ -71,12 +72,24 @@ def test_narrow_object_is_grasped_across_its_narrow_side_at_its_centre():
     assert box.bottom < grasp.point[2] < box.top
 
 
-def test_wide_object_is_grasped_by_its_wall_on_the_robot_side():
+def test_wide_object_is_grasped_by_its_wall_facing_the_robot_first():
     box = world_box(body([0.1, 0.0, 0.03], [0.055, 0.055, 0.03]))
-    grasp = plan_grasp(box, approach_from=np.array([-0.6, 0.0]))
-    assert grasp.rim
-    assert grasp.point[0] < 0.1 - 0.03  # toward the robot, near the wall
-    assert np.linalg.norm(grasp.point[:2] - [0.1, 0.0]) < 0.055
+    grasps = plan_grasps(box, approach_from=np.array([-0.6, 0.0]))
+    assert len(grasps) == 4 and all(g.rim for g in grasps)
+    first = grasps[0]
+    assert first.point[0] < 0.1 - 0.03  # the robot side, near the wall
+    assert np.linalg.norm(first.point[:2] - [0.1, 0.0]) < 0.055
+    assert abs(float(first.close_dir @ [1.0, 0.0])) == pytest.approx(1.0)  # fingers close radially
+    assert grasps[-1].point[0] > 0.1 + 0.03  # the far side comes last
+
+
+def test_rim_grasp_avoids_a_neighbour():
+    bowl = body([0.1, 0.0, 0.03], [0.055, 0.055, 0.03])
+    wall = body([-0.02, 0.0, 0.1], [0.05, 0.2, 0.1])  # something tall right at the robot side
+    priv = {"robot_base": np.array([-0.6, 0.0, 0.0]), "bodies": {"bowl": bowl, "wall": wall}, "joints": {}}
+    grasp = choose_grasp(priv, "bowl", world_box(bowl))
+    assert grasp.point[0] > 0.03 + 0.04  # not pinched against the wall
+    assert clearance(priv, "bowl", grasp.point, grasp.point[2] - 0.02) >= 0.05
 
 
 @pytest.mark.parametrize(
@@ -113,7 +126,7 @@ class KinematicWorld:
         self.closed = 0.0  # 0 open .. 1 closed
         self.obj = body(obj_pos, [0.04, 0.02, 0.02], yaw=obj_yaw)
         self.basket = body([0.0, 0.25, 0.07], [0.08, 0.08, 0.07])
-        self.region = {"pos": np.array([0.0, 0.25, 0.07]), "mat": np.eye(3), "size": np.array([0.06, 0.06, 0.07]), "parent": "basket_1", "joints": []}
+        self.region = {"pos": np.array([0.0, 0.25, 0.07]), "mat": np.eye(3), "size": np.array([0.06, 0.06, 0.07]), "parent": "basket_1", "joints": [], "joint_names": []}
         self.offset = None
 
     def priv(self):
@@ -213,3 +226,57 @@ def test_expert_batches_episodes_independently():
             if not world.success():
                 world.step(action)
     assert all(w.success() for w in worlds)
+
+
+# --- articulation targets from LIBERO's ranges ------------------------------------------------------
+
+
+WOODEN_CABINET = {"default_open_ranges": [-0.16, -0.14], "default_close_ranges": [0.0, 0.005]}
+SHORT_CABINET = {"default_open_ranges": [0.10, 0.16], "default_close_ranges": [-0.005, 0.0]}
+MICROWAVE = {"default_open_ranges": [-2.094, -1.3], "default_close_ranges": [-0.005, 0.0]}
+STOVE = {"default_turnon_ranges": [0.5, 2.1], "default_turnoff_ranges": [-0.005, 0.0]}
+
+
+@pytest.mark.parametrize(
+    ("ranges", "state", "holds", "fails"),
+    [
+        (WOODEN_CABINET, "open", -0.15, -0.13),  # LIBERO: open iff qpos < -0.14
+        (WOODEN_CABINET, "close", 0.003, -0.001),  # close iff qpos > 0.0
+        (SHORT_CABINET, "open", 0.11, 0.09),  # open iff qpos > 0.10
+        (SHORT_CABINET, "close", -0.001, 0.001),  # close iff qpos < 0.0
+        (MICROWAVE, "open", -1.5, -1.2),
+        (MICROWAVE, "close", -0.001, -0.01),
+        (STOVE, "turnon", 0.6, 0.4),
+        (STOVE, "turnoff", -0.001, 0.1),
+    ],
+)
+def test_joint_goals_match_libero_predicates(ranges, state, holds, fails):
+    goal = joint_goal(state, "j", ranges)
+    assert satisfied(goal, holds) and not satisfied(goal, fails)
+    assert satisfied(goal, goal.target)  # the commanded target is past the threshold
+
+
+def test_joint_goal_without_ranges_is_an_error():
+    with pytest.raises(ValueError, match="ranges"):
+        joint_goal("turnon", "j", WOODEN_CABINET)
+
+
+def test_closed_container_is_opened_before_placing_into_it():
+    goals = [Place("bowl_1", "cabinet_1_top_region", "in")]
+    assert with_preconditions(goals, {"cabinet_1_top_region"}) == [Articulate("cabinet_1_top_region", "open"), goals[0]]
+    assert with_preconditions(goals, set()) == goals
+    explicit = [Articulate("cabinet_1_top_region", "open"), goals[0]]
+    assert with_preconditions(explicit, {"cabinet_1_top_region"}) == explicit
+
+
+def test_handle_is_the_part_sticking_out_along_the_opening_direction():
+    face = box_corners_at([0.0, 0.0, 1.0], [0.1, 0.005, 0.03])
+    handle = box_corners_at([0.0, 0.03, 1.0], [0.04, 0.005, 0.008])
+    points = extreme_points(np.stack([face, handle]), np.array([0.0, 1.0, 0.0]), 0.015)
+    box = points_box(points)
+    assert box.center == pytest.approx([0.0, 0.03, 1.0], abs=1e-9)
+    assert sorted(box.half_widths) == pytest.approx([0.005, 0.04])
+
+
+def box_corners_at(center, half):
+    return np.asarray(center) + box_corners(-np.asarray(half), np.asarray(half))

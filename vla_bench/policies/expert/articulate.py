@@ -187,14 +187,27 @@ class ArticulateSkill:
                 self._go("retreat")
             return self._pose(priv, eef, OPEN)
         if self.phase == "retreat":
-            back = eef - self.approach * 0.08
-            if self.steps > 8:
+            if self.steps == 1:
+                self.back = eef - self.approach * 0.08
+            if np.linalg.norm(eef - self.back) < 2 * POS_TOL or self.steps > 15:
+                self._go("rise")
+            return self._pose(priv, self.back, OPEN)
+        if self.phase == "rise":
+            # Leave pointing down again, away from the handle, before the next skill moves on.
+            down = float(np.arccos(np.clip(-np.asarray(priv["eef_mat"])[2, 2], -1.0, 1.0)))
+            home = self.home
+            if (np.linalg.norm(eef - home) < 0.03 and down < 0.1) or self.steps > STUCK_STEPS:
                 self.done = satisfied(self.jgoal, joint["qpos"])
                 if self.done:
                     self._go("hold")
                 else:
                     self._retry()
-            return self._pose(priv, back, OPEN)
+            # Back to where the skill started: the arm's joints unwind from the level grasp there.
+            # Come back level first, then turn down: turning about the fingertips out there
+            # swings the wrist up and stretches the arm into its elbow singularity.
+            if np.linalg.norm(eef[:2] - home[:2]) > 0.05:
+                return self._pose(priv, np.array([*home[:2], eef[2]]), OPEN)
+            return servo(priv, home, None, OPEN)
         if self.phase == "reopen":
             if self.steps >= GRIP_STEPS:
                 self._go("plan")
@@ -205,10 +218,12 @@ class ArticulateSkill:
         self.steps += 1
         eef = np.asarray(priv["eef_pos"])
         if self.phase == "plan":
+            if not hasattr(self, "home"):
+                self.home = eef.copy()
             self._plan(priv)
             self._go("approach")
         joint = priv["joints"][self.jgoal.joint]
-        if satisfied(self.jgoal, joint["qpos"]) and self.phase not in ("release", "retreat", "hold"):
+        if satisfied(self.jgoal, joint["qpos"]) and self.phase not in ("release", "retreat", "rise", "hold", "giveup"):
             self._go("release")
         gripper = CLOSE if self.kind in ("push", "door") else OPEN
 
@@ -294,3 +309,19 @@ class ArticulateSkill:
             self._retry()
             return servo(priv, eef, None, OPEN)
         return servo(priv, point + tangent * 0.04, None, CLOSE)
+
+
+def closed_containers(priv: Mapping[str, Any]) -> set[str]:
+    """Region sites whose articulation joint is not open now (a closed drawer's inside)."""
+    closed = set()
+    for name, site in priv["sites"].items():
+        if not site["joint_names"]:
+            continue
+        joints, ranges = _ranges(priv, name)
+        try:
+            goals = [joint_goal("open", j, ranges) for j in joints]
+        except ValueError:
+            continue
+        if not any(satisfied(g, priv["joints"][g.joint]["qpos"]) for g in goals):
+            closed.add(name)
+    return closed

@@ -9,13 +9,14 @@ from typing import Any, Mapping
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from vla_bench.policies.expert.geometry import Grasp, WorldBox, carry_height, plan_grasp, world_box
+from vla_bench.policies.expert.geometry import Grasp, WorldBox, carry_height, plan_grasps, points_box, world_box
 from vla_bench.policies.expert.goals import Articulate, Place, Subgoal
 
 POS_GAIN = 20.0  # action per metre of position error (OSC scales an action of 1 to 5 cm)
 ROT_GAIN = 2.0  # action per radian of orientation error (OSC scales an action of 1 to 0.5 rad)
 OPEN, CLOSE = -1.0, 1.0
 HOVER = 0.08  # approach height above the grasp point
+TRAVEL_CLEARANCE = 0.05  # fingertips pass this far above the tops of bodies on the way
 POS_TOL = 0.008
 YAW_TOL = 0.08
 GRIP_STEPS = 10  # steps to let the fingers close or open
@@ -23,6 +24,7 @@ STUCK_STEPS = 40  # give up waiting on a motion after this many steps
 STALL_WINDOW = 5  # steps over which a motion counts as blocked ...
 STALL_DISTANCE = 0.003  # ... if the end effector moved less than this (m)
 MAX_ATTEMPTS = 4
+RIM_CLEARANCE = 0.06  # a rim grasp point this far from other things is as good as any
 FOOTPRINT_LIMIT = 0.35  # bodies wider than this (tables, floors) are not obstacles to carry over
 
 
@@ -44,7 +46,8 @@ def servo_pose(
     closing along `finger` (perpendicular to `approach`; its sign does not matter)."""
     eef, rot = np.asarray(priv["eef_pos"]), np.asarray(priv["eef_mat"])
     action = np.zeros(7)
-    action[:3] = np.clip(POS_GAIN * (np.asarray(target) - eef), -1.0, 1.0)
+    move = POS_GAIN * (np.asarray(target) - eef)
+    action[:3] = move / max(1.0, float(np.max(np.abs(move))))  # scaled, not clipped: straight paths
     z_axis = np.asarray(approach, dtype=np.float64)
     z_axis = z_axis / max(np.linalg.norm(z_axis), 1e-9)
     x_axis = np.asarray(finger, dtype=np.float64)
@@ -96,15 +99,23 @@ def place_target(priv: Mapping[str, Any], goal: Place, held: WorldBox) -> Target
     return Target(np.asarray(body["pos"])[:2].copy(), box.top + 0.01, 0.02)
 
 
-def obstacle_tops(priv: Mapping[str, Any], held: str, start: np.ndarray, end: np.ndarray) -> list[float]:
-    """Top heights of bodies near the straight path from `start` to `end` (xy)."""
-    tops = []
+def obstacle_tops(
+    priv: Mapping[str, Any], held: str, start: np.ndarray, end: np.ndarray, include_fixtures: bool = True
+) -> list[float]:
+    """Top heights of bodies near the straight path from `start` to `end` (xy). A fixture's top
+    counts its moving parts where they are now (an opened drawer)."""
+    tops: list[float] = []
+    boxes: list[WorldBox] = []
     seg = end - start
     length2 = max(float(seg @ seg), 1e-9)
     for name, body in priv["bodies"].items():
-        if name == held or body["box"] is None:
+        if name == held or body["box"] is None or (body["fixture"] and not include_fixtures):
             continue
-        box = world_box(body)
+        boxes.append(world_box(body))
+    if include_fixtures:
+        # Moving parts where they are now: an opened drawer sticks out of its cabinet's box.
+        boxes.extend(points_box(joint["geoms"]) for joint in priv.get("joints", {}).values() if len(joint["geoms"]))
+    for box in boxes:
         reach = float(np.max(box.half_widths))
         if reach > FOOTPRINT_LIMIT:
             continue
@@ -113,6 +124,30 @@ def obstacle_tops(priv: Mapping[str, Any], held: str, start: np.ndarray, end: np
         if distance < reach + 0.08:
             tops.append(box.top)
     return tops
+
+
+def clearance(priv: Mapping[str, Any], held: str, point: np.ndarray, below: float) -> float:
+    """Horizontal distance from `point` to the footprint edge of the nearest other body (or moving
+    part) that rises above height `below`; large when nothing is near."""
+    boxes = [world_box(b) for n, b in priv["bodies"].items() if n != held and b["box"] is not None]
+    boxes += [points_box(j["geoms"]) for j in priv.get("joints", {}).values() if len(j["geoms"])]
+    best = 1.0
+    for box in boxes:
+        if box.top < below or float(np.max(box.half_widths)) > FOOTPRINT_LIMIT:
+            continue
+        offset = point[:2] - box.center[:2]
+        outside = np.maximum(np.abs(box.axes @ offset) - box.half_widths, 0.0)
+        best = min(best, float(np.linalg.norm(outside)))
+    return best
+
+
+def choose_grasp(priv: Mapping[str, Any], held: str, box: WorldBox) -> Grasp:
+    """The grasp on `held` whose fingers are farthest from other things (ties: the plan's own order)."""
+    grasps = plan_grasps(box, np.asarray(priv["robot_base"]))
+    if len(grasps) == 1:
+        return grasps[0]
+    scores = [min(clearance(priv, held, g.point, g.point[2] - 0.02), RIM_CLEARANCE) for g in grasps]
+    return grasps[int(np.argmax(scores))]
 
 
 class PlaceSkill:
@@ -125,6 +160,8 @@ class PlaceSkill:
         self.attempts = 0
         self.grasp: Grasp | None = None
         self.grasp_obj_z = 0.0
+        self.planned_at = np.zeros(3)
+        self.travel_z = 0.0
         self.carry_z = 0.0
         self.done = False
         self._trail: list[np.ndarray] = []
@@ -150,16 +187,25 @@ class PlaceSkill:
         body = priv["bodies"][self.goal.obj]
         box = world_box(body)
         obj_pos = np.asarray(body["pos"])
-        if self.phase in ("approach", "descend"):
-            self.grasp = plan_grasp(box, np.asarray(priv["robot_base"]))
+        if self.phase == "approach" and (self.steps == 1 or np.linalg.norm(obj_pos - self.planned_at) > 0.01):
+            # Plan once per approach (and again if the object moved): re-choosing every step
+            # would let the choice flicker between equally good grasps.
+            self.grasp = choose_grasp(priv, self.goal.obj, box)
+            self.planned_at = obj_pos.copy()
+            hover = np.array([*self.grasp.point[:2], self.grasp.point[2] + HOVER])
+            tops = obstacle_tops(priv, self.goal.obj, eef[:2], hover[:2], include_fixtures=True)
+            self.travel_z = max(hover[2], max(tops, default=0.0) + TRAVEL_CLEARANCE)
         grasp = self.grasp
         assert grasp is not None or self.phase in ("reopen", "giveup")
 
         if self.phase == "approach":
             hover = np.array([*grasp.point[:2], grasp.point[2] + HOVER])
             target = hover
-            if np.linalg.norm(eef[:2] - hover[:2]) > 0.03 and eef[2] < hover[2] - 0.03:
-                target = np.array([*eef[:2], hover[2]])  # rise first, then cross
+            if np.linalg.norm(eef[:2] - hover[:2]) > 0.03:
+                # Cross above everything on the way (an opened drawer, a cabinet), rising first.
+                target = np.array([*hover[:2], self.travel_z])
+                if eef[2] < self.travel_z - 0.03 and np.linalg.norm(eef[:2] - hover[:2]) > 0.06:
+                    target = np.array([*eef[:2], self.travel_z])
             aligned = finger_yaw_error(priv, grasp.close_dir) < YAW_TOL
             if np.linalg.norm(eef[:2] - hover[:2]) < POS_TOL and abs(eef[2] - hover[2]) < 0.02 and aligned:
                 self._go("descend")

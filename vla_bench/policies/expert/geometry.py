@@ -13,7 +13,7 @@ from typing import Any, Mapping
 import numpy as np
 
 MAX_GRIP_WIDTH = 0.07  # Panda fingers open to ~8 cm; leave a margin
-RIM_INSET = 0.012  # grasp a wide object's wall this far inside its outer edge
+RIM_INSET = 0.008  # grasp a wide object's wall this far inside its outer edge
 GRASP_DEPTH = 0.025  # how far below the top the fingertip centre goes on a tall object
 FLOOR_CLEARANCE = 0.012  # fingertip centre stays this high above an object's bottom
 
@@ -72,23 +72,30 @@ class Grasp:
     rim: bool  # grasping the wall of a wide object rather than across the whole object
 
 
-def plan_grasp(box: WorldBox, approach_from: np.ndarray) -> Grasp:
-    """A top-down grasp: across the narrow side if it fits in the gripper, else on the wall of
-    the object (a bowl's rim), on the side nearest `approach_from` (xy)."""
+def plan_grasps(box: WorldBox, approach_from: np.ndarray) -> list[Grasp]:
+    """Top-down grasps, best first: across the narrow side if it fits in the gripper; else on the
+    wall of the object (a bowl's rim) at four points around it, fingers closing radially, the side
+    facing `approach_from` (xy) first (measured best on libero_spatial's bowls)."""
     narrow = int(np.argmin(box.half_widths))
     grasp_z = max(box.top - GRASP_DEPTH, box.bottom + FLOOR_CLEARANCE, (box.top + box.bottom) / 2 - 0.01)
     grasp_z = min(grasp_z, box.top - 0.005)
     if 2 * box.half_widths[narrow] <= MAX_GRIP_WIDTH:
         point = np.array([box.center[0], box.center[1], grasp_z])
-        return Grasp(point, box.axes[narrow], rim=False)
-    # Wide object: pinch its wall, fingers closing radially, on the side facing the robot.
-    wide_axis = box.axes[narrow]
-    to_robot = np.asarray(approach_from[:2], dtype=np.float64) - box.center[:2]
-    sign = 1.0 if float(to_robot @ wide_axis) >= 0 else -1.0
-    offset = sign * wide_axis * (box.half_widths[narrow] - RIM_INSET)
+        return [Grasp(point, box.axes[narrow], rim=False)]
+    away = box.center[:2] - np.asarray(approach_from[:2], dtype=np.float64)
     rim_z = max(box.top - 0.02, box.bottom + FLOOR_CLEARANCE)
-    point = np.array([box.center[0] + offset[0], box.center[1] + offset[1], rim_z])
-    return Grasp(point, wide_axis, rim=True)
+    grasps = []
+    for axis, half in zip(box.axes, box.half_widths):
+        for sign in (1.0, -1.0):
+            offset = sign * axis * (half - RIM_INSET)
+            grasps.append(Grasp(np.array([box.center[0] + offset[0], box.center[1] + offset[1], rim_z]), axis, rim=True))
+    grasps.sort(key=lambda g: float((g.point[:2] - box.center[:2]) @ away))
+    return grasps
+
+
+def plan_grasp(box: WorldBox, approach_from: np.ndarray) -> Grasp:
+    """The preferred grasp of `plan_grasps`."""
+    return plan_grasps(box, approach_from)[0]
 
 
 def yaw_error(current_dir: np.ndarray, desired_dir: np.ndarray) -> float:

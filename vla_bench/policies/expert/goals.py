@@ -49,3 +49,16 @@ def parse_goal(goal: Sequence[Sequence[str]]) -> list[Subgoal]:
             raise VlaBenchError(f"expert cannot plan goal predicate {tuple(predicate)!r}")
         subgoals.append((_ORDER[name], index, subgoal))
     return [s for _, _, s in sorted(subgoals, key=lambda item: (item[0], item[1]))]
+
+
+def with_preconditions(subgoals: Sequence[Subgoal], closed: set[str]) -> list[Subgoal]:
+    """Insert the steps the goal leaves implicit: a region inside a closed articulated container
+    (a drawer, a microwave) is opened before anything is put in it, unless the goal opens it."""
+    planned: list[Subgoal] = []
+    opened = {g.obj for g in subgoals if isinstance(g, Articulate) and g.state == "open"}
+    for goal in subgoals:
+        if isinstance(goal, Place) and goal.relation == "in" and goal.target in closed and goal.target not in opened:
+            planned.append(Articulate(obj=goal.target, state="open"))
+            opened.add(goal.target)
+        planned.append(goal)
+    return planned

@@ -11,14 +11,16 @@ from vla_bench.episodes import Episode
 from vla_bench.errors import VlaBenchError
 from vla_bench.policies.base import POLICIES, Policy, PolicyContext
 from vla_bench.policies.expert.controller import HoldSkill, make_skill
-from vla_bench.policies.expert.goals import parse_goal
+from vla_bench.policies.expert.articulate import closed_containers
+from vla_bench.policies.expert.goals import parse_goal, with_preconditions
 
 
 class EpisodePlan:
     """The subgoals of one episode and the skill executing the current one."""
 
-    def __init__(self, goal: Sequence[Sequence[str]]) -> None:
-        self.subgoals = parse_goal(goal)
+    def __init__(self, priv: dict) -> None:
+        """Plan from the first privileged observation of the episode."""
+        self.subgoals = with_preconditions(parse_goal(priv["goal"]), closed_containers(priv))
         self.index = 0
         self.skill = make_skill(self.subgoals[0]) if self.subgoals else HoldSkill()
 
@@ -50,7 +52,7 @@ class ExpertPolicy(Policy):
                 raise VlaBenchError("policy 'expert' needs privileged simulator state (env built without it)")
             plan = self._plans.get(obs.episode)
             if plan is None:
-                plan = self._plans[obs.episode] = EpisodePlan(obs.privileged["goal"])
+                plan = self._plans[obs.episode] = EpisodePlan(obs.privileged)
             row[:] = plan.act(obs.privileged)
         return actions
 
