@@ -160,7 +160,8 @@ class PlaceSkill:
         self.attempts = 0
         self.grasp: Grasp | None = None
         self.grasp_obj_z = 0.0
-        self.planned_at = np.zeros(3)
+        self.planned_at = np.full(3, np.inf)
+        self.home: np.ndarray | None = None
         self.travel_z = 0.0
         self.carry_z = 0.0
         self.done = False
@@ -170,15 +171,17 @@ class PlaceSkill:
         self.phase, self.steps = phase, 0
         self._trail = []
 
-    def _stalled(self, eef: np.ndarray) -> bool:
+    def _stalled(self, eef: np.ndarray, window: int = 0) -> bool:
         """The end effector has barely moved over the last few steps of this phase (blocked)."""
+        window = window or STALL_WINDOW
         self._trail.append(eef.copy())
-        if len(self._trail) <= STALL_WINDOW:
+        if len(self._trail) <= window:
             return False
-        return bool(np.linalg.norm(self._trail[-1] - self._trail[-1 - STALL_WINDOW]) < STALL_DISTANCE)
+        return bool(np.linalg.norm(self._trail[-1] - self._trail[-1 - window]) < STALL_DISTANCE)
 
     def _retry(self) -> None:
         self.attempts += 1
+        self.planned_at = np.full(3, np.inf)  # plan the next grasp afresh
         self._go("reopen" if self.attempts < MAX_ATTEMPTS else "giveup")
 
     def act(self, priv: Mapping[str, Any]) -> np.ndarray:
@@ -187,7 +190,7 @@ class PlaceSkill:
         body = priv["bodies"][self.goal.obj]
         box = world_box(body)
         obj_pos = np.asarray(body["pos"])
-        if self.phase == "approach" and (self.steps == 1 or np.linalg.norm(obj_pos - self.planned_at) > 0.01):
+        if self.phase == "approach" and (self.grasp is None or np.linalg.norm(obj_pos - self.planned_at) > 0.01):
             # Plan once per approach (and again if the object moved): re-choosing every step
             # would let the choice flicker between equally good grasps.
             self.grasp = choose_grasp(priv, self.goal.obj, box)
@@ -198,7 +201,19 @@ class PlaceSkill:
         grasp = self.grasp
         assert grasp is not None or self.phase in ("reopen", "giveup")
 
+        if self.home is None:
+            self.home = eef.copy()
+        if self.phase == "home":
+            # Blocked on the way (a joint limit, a collision): back off to where the skill began.
+            if np.linalg.norm(eef - self.home) < 0.03 or self.steps > STUCK_STEPS:
+                self._go("approach")
+                self.planned_at = np.full(3, np.inf)  # plan afresh
+            return servo(priv, self.home, None, OPEN)
         if self.phase == "approach":
+            far = np.linalg.norm(eef - np.array([*grasp.point[:2], grasp.point[2] + HOVER])) > 0.03
+            if self._stalled(eef, window=10) and far:
+                self._go("home")
+                return servo(priv, self.home, None, OPEN)
             hover = np.array([*grasp.point[:2], grasp.point[2] + HOVER])
             target = hover
             if np.linalg.norm(eef[:2] - hover[:2]) > 0.03:
