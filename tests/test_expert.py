@@ -280,3 +280,28 @@ def test_handle_is_the_part_sticking_out_along_the_opening_direction():
 
 def box_corners_at(center, half):
     return np.asarray(center) + box_corners(-np.asarray(half), np.asarray(half))
+
+
+# --- plumbing: a policy that needs privileged state gets envs built with it -------------------------
+
+
+def test_evaluate_builds_privileged_envs_only_for_policies_that_need_them(tmp_path, monkeypatch):
+    import vla_bench.rollout.serial as serial
+    from vla_bench.config import EvalConfig
+    from vla_bench.evaluate import evaluate
+
+    specs = []
+    real_make_env = serial.make_env
+
+    def recording_make_env(kind, spec):
+        specs.append(spec)
+        return real_make_env(kind, spec)
+
+    monkeypatch.setattr(serial, "make_env", recording_make_env)
+    config = dict(suite="libero_object", tasks="0", trials=1, env="fake", progress=False)
+    evaluate(EvalConfig(policy="zero", output=str(tmp_path / "zero"), **config))
+    assert [s.privileged for s in specs] == [False]
+    # The fake env has no simulator state: the expert says so instead of acting blind.
+    with pytest.raises(VlaBenchError, match="privileged"):
+        evaluate(EvalConfig(policy="expert", output=str(tmp_path / "expert"), **config))
+    assert [s.privileged for s in specs] == [False, True]
