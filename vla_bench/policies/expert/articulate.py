@@ -10,7 +10,17 @@ import numpy as np
 
 from scipy.spatial.transform import Rotation
 
-from vla_bench.policies.expert.controller import CLOSE, GRIP_STEPS, OPEN, POS_TOL, STUCK_STEPS, servo, servo_pose
+from vla_bench.policies.expert.controller import (
+    CLOSE,
+    GRIP_STEPS,
+    OPEN,
+    POS_TOL,
+    STUCK_STEPS,
+    YAW_TOL,
+    finger_yaw_error,
+    servo,
+    servo_pose,
+)
 from vla_bench.policies.expert.geometry import extreme_points, points_box, top_points
 from vla_bench.policies.expert.goals import Articulate
 
@@ -83,6 +93,8 @@ class ArticulateSkill:
         self.finger = np.array([1.0, 0.0, 0.0])
         self.approach = np.array([0.0, 0.0, -1.0])
         self.pre_grasp = np.zeros(3)
+        self.home: np.ndarray | None = None  # where the skill began; the arm unwinds there
+        self.start = np.zeros(3)
         self._trail: list[np.ndarray] = []
 
     def _go(self, phase: str) -> None:
@@ -218,7 +230,7 @@ class ArticulateSkill:
         self.steps += 1
         eef = np.asarray(priv["eef_pos"])
         if self.phase == "plan":
-            if not hasattr(self, "home"):
+            if self.home is None:
                 self.home = eef.copy()
             self._plan(priv)
             self._go("approach")
@@ -233,7 +245,9 @@ class ArticulateSkill:
             return self._pull(priv, eef, joint)
         if self.phase == "approach":
             hover = np.array([*self.grasp_point[:2], self.hover_z])
-            target = hover if eef[2] > self.hover_z - 0.04 or np.linalg.norm(eef[:2] - hover[:2]) < 0.03 else np.array([*eef[:2], self.hover_z])
+            target = hover
+            if eef[2] <= self.hover_z - 0.04 and np.linalg.norm(eef[:2] - hover[:2]) >= 0.03:
+                target = np.array([*eef[:2], self.hover_z])  # rise first, then cross
             if np.linalg.norm(eef[:2] - hover[:2]) < POS_TOL and self._yaw_ok(priv):
                 self._go("descend")
             return servo(priv, target, self.close_dir, gripper)
@@ -246,7 +260,6 @@ class ArticulateSkill:
             if self.steps >= GRIP_STEPS:
                 self._go("work")
                 self.start = eef.copy()
-                self.start_dir = np.asarray(priv["eef_mat"])[:2, 0].copy()
             return servo(priv, self.grasp_point, self.close_dir, CLOSE)
         if self.phase == "work":
             if self.steps > 4 * STUCK_STEPS or (self.steps > 10 and self._stalled(eef, 8, 0.002)):
@@ -261,14 +274,13 @@ class ArticulateSkill:
             remaining = abs(self.jgoal.target - joint["qpos"]) + 0.03
             target = eef + self.direction * remaining
             target[2] = self.start[2]
-            return servo(priv, target, self.close_dir, CLOSE if self.kind == "pull" else CLOSE)
+            return servo(priv, target, self.close_dir, CLOSE)
         if self.phase == "release":
             if self.steps >= GRIP_STEPS // 2:
                 self._go("retreat")
             return servo(priv, eef, None, OPEN if self.kind in ("pull", "twist") else gripper)
         if self.phase == "retreat":
-            back = eef - self.direction * 0.0
-            up = np.array([*back[:2], self.hover_z])
+            up = np.array([*eef[:2], self.hover_z])
             if eef[2] > self.hover_z - 0.02 or self.steps > STUCK_STEPS:
                 self.done = satisfied(self.jgoal, joint["qpos"])
                 if not self.done:
@@ -284,8 +296,6 @@ class ArticulateSkill:
         return servo(priv, eef, None, OPEN)
 
     def _yaw_ok(self, priv: Mapping[str, Any]) -> bool:
-        from vla_bench.policies.expert.controller import YAW_TOL, finger_yaw_error
-
         return finger_yaw_error(priv, self.close_dir) < YAW_TOL
 
     def _retry(self) -> None:

@@ -9,7 +9,15 @@ from typing import Any, Mapping
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from vla_bench.policies.expert.geometry import Grasp, WorldBox, carry_height, plan_grasps, points_box, world_box
+from vla_bench.policies.expert.geometry import (
+    Grasp,
+    WorldBox,
+    carry_height,
+    plan_grasps,
+    points_box,
+    world_box,
+    yaw_error,
+)
 from vla_bench.policies.expert.goals import Articulate, Place, Subgoal
 
 POS_GAIN = 20.0  # action per metre of position error (OSC scales an action of 1 to 5 cm)
@@ -63,8 +71,7 @@ def servo_pose(
 
 
 def finger_yaw_error(priv: Mapping[str, Any], close_dir: np.ndarray) -> float:
-    from vla_bench.policies.expert.geometry import yaw_error
-
+    """How far (rad) the fingers' closing direction is from `close_dir`, about the vertical."""
     return abs(yaw_error(np.asarray(priv["eef_mat"])[:2, 0], close_dir))
 
 
