@@ -15,7 +15,7 @@ MAX_STEPS ?=
 OUTPUT ?=
 EVAL_ARGS ?=
 
-.PHONY: install test test-fast test-sim eval-libero lock clean
+.PHONY: install test test-fast test-sim eval-libero lock clean expert-reference
 
 install: $(STAMP)
 
@@ -87,3 +87,14 @@ bench-models: $(STAMP)
 
 bench-models-gpu: $(STAMP)
 	$(PY) bench/models_gpu.py
+
+# The scripted expert's reference runs (docs/expert.md): EXPERT_TRIALS init states per task, no rendering.
+EXPERT_SUITES ?= libero_object libero_spatial libero_goal libero_10
+EXPERT_TRIALS ?= 10
+.PHONY: expert-reference
+expert-reference: $(STAMP)
+	for suite in $(EXPERT_SUITES); do \
+		rm -rf results/reference/expert-$$suite; \
+		$(VENV)/bin/vla-bench eval --suite $$suite --policy expert --trials $(EXPERT_TRIALS) \
+			--output results/reference/expert-$$suite --no-progress || exit 1; \
+	done

@@ -137,7 +137,12 @@ def evaluate(config: EvalConfig) -> RunResult:
     run_dir = Path(config.output) if config.output else default_run_dir(config)
     writer = RunWriter.create(run_dir, {**run_info(config, plan, policy, render), "started_at": _now()})
 
-    executor = SerialExecutor(env_kind=config.env, render=render, image_size=policy.image_size or plan.protocol.model_image_size)
+    executor = SerialExecutor(
+        env_kind=config.env,
+        render=render,
+        image_size=policy.image_size or plan.protocol.model_image_size,
+        privileged=policy.needs_privileged,
+    )
     progress = Progress(len(episodes), config.progress)
     start = time.monotonic()
 

@@ -25,10 +25,18 @@ class EnvSpec:
     state: str
     settle_steps: int
     settle_action: tuple[float, ...]
+    privileged: bool = False  # fill Observation.privileged with simulator state (scripted policies)
 
     @classmethod
     def from_protocol(
-        cls, protocol: Protocol, suite: str, task_id: int, *, render: bool = True, image_size: int | None = None
+        cls,
+        protocol: Protocol,
+        suite: str,
+        task_id: int,
+        *,
+        render: bool = True,
+        image_size: int | None = None,
+        privileged: bool = False,
     ) -> EnvSpec:
         return cls(
             suite=suite,
@@ -40,6 +48,7 @@ class EnvSpec:
             state=protocol.state,
             settle_steps=protocol.settle_steps,
             settle_action=protocol.settle_action,
+            privileged=privileged,
         )
 
 
@@ -52,6 +61,7 @@ class Observation:
     instruction: str
     episode: str = ""  # Episode.key
     step: int = 0  # policy steps taken so far in this episode
+    privileged: dict | None = None  # simulator state, only when EnvSpec.privileged (see envs/privileged.py)
 
 
 class Env(TypingProtocol):

@@ -63,6 +63,11 @@ class LiberoEnv:
         self.n_init_states = len(self._init_states)
         self._env = make_raw_env(spec, bddl)
         self._settle = np.asarray(spec.settle_action, dtype=np.float64)
+        self._privileged = None
+        if spec.privileged:
+            from vla_bench.envs.privileged import PrivilegedReader
+
+            self._privileged = PrivilegedReader(self._env.env)
 
     @property
     def raw(self):
@@ -77,11 +82,18 @@ class LiberoEnv:
         raw = self._env.set_init_state(self._init_states[init_idx])
         for _ in range(self.spec.settle_steps):
             raw, _, _, _ = self._env.step(self._settle)
-        return process_raw(raw, self.spec, self.language)
+        if self._privileged is not None:
+            self._privileged.reset()  # reset() may rebuild the scene
+        return self._with_privileged(process_raw(raw, self.spec, self.language))
 
     def step(self, action: np.ndarray) -> tuple[Observation, bool]:
         raw, _, done, _ = self._env.step(check_action(action))
-        return process_raw(raw, self.spec, self.language), bool(done)
+        return self._with_privileged(process_raw(raw, self.spec, self.language)), bool(done)
+
+    def _with_privileged(self, obs: Observation) -> Observation:
+        if self._privileged is not None:
+            obs.privileged = self._privileged.read()
+        return obs
 
     def close(self) -> None:
         env, self._env = self._env, None

@@ -37,6 +37,7 @@ class Policy(ABC):
     """Batched policy. Subclasses set `uses_images` False when they never read camera images."""
 
     uses_images: bool = True
+    needs_privileged: bool = False  # scripted policies: observations carry simulator state
     image_size: int | None = None  # images resized to this size; None: the protocol's model size
 
     def validate(self, episodes: Sequence[Episode]) -> None:

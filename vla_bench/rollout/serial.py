@@ -17,8 +17,11 @@ class SerialExecutor:
     """Runs episodes one after another in this process; keeps one env alive per task, like the
     reference loop (build the task's env once, reset it for every episode)."""
 
-    def __init__(self, env_kind: str = "libero", render: bool = True, image_size: int | None = None) -> None:
+    def __init__(
+        self, env_kind: str = "libero", render: bool = True, image_size: int | None = None, privileged: bool = False
+    ) -> None:
         self.env_kind = env_kind
+        self.privileged = privileged
         self.render = render
         self.image_size = image_size
 
@@ -39,7 +42,12 @@ class SerialExecutor:
                         env.close()
                         env = None
                     spec = EnvSpec.from_protocol(
-                        protocol, episode.suite, episode.task_id, render=self.render, image_size=self.image_size
+                        protocol,
+                        episode.suite,
+                        episode.task_id,
+                        render=self.render,
+                        image_size=self.image_size,
+                        privileged=self.privileged,
                     )
                     env = make_env(self.env_kind, spec)
                     current = (episode.suite, episode.task_id)
