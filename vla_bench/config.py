@@ -38,3 +38,17 @@ class EvalConfig:
     """Torch device for model policies."""
     progress: bool = True
     """Show a progress bar."""
+    workers: Optional[int] = None
+    """Env worker processes (default: CPU cores, capped by free memory); 0 runs the episodes in this process."""
+    resume: bool = False
+    """Continue the run in --output: run only its episodes without a record (same protocol, checkpoint, selection)."""
+    shard: Optional[str] = None
+    """Run slice i of n of the episode list, e.g. 0/4 (i counts from 0); join the folders with `vla-bench merge`."""
+    video: str = "none"
+    """Episode videos (mp4 in <run>/videos): none, failures, all, or first-K (the first K episodes)."""
+    retries: int = 2
+    """Extra attempts for an episode whose worker crashed, hung or raised a simulator error."""
+    worker_timeout: float = 300.0
+    """Seconds to wait for one worker reply (env build and reset included) before declaring it hung."""
+    force: bool = False
+    """Start the requested workers even if the machine seems to lack the memory for them."""

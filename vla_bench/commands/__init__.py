@@ -31,5 +31,6 @@ def load_all() -> Registry[Command]:
     """Import every command module (registration happens on import)."""
     from vla_bench.commands import eval as _eval  # noqa: F401
     from vla_bench.commands import listing as _listing  # noqa: F401
+    from vla_bench.commands import merge as _merge  # noqa: F401
 
     return COMMANDS

@@ -55,15 +55,20 @@ class Observation:
 
 
 class Env(TypingProtocol):
-    """One task's simulator. `start` begins an episode; `step` returns (observation, success)."""
+    """One task's simulator. `start` begins an episode; `step` returns (observation, success).
+
+    `render=False` skips the camera images of that observation (`images` is empty) without
+    changing anything else: the physics, the state vector and later rendered images are the same
+    as when every step is rendered. Executors use it on steps whose images the policy does not read.
+    """
 
     spec: EnvSpec
     language: str
     n_init_states: int
 
-    def start(self, init_idx: int, seed: int) -> Observation: ...
+    def start(self, init_idx: int, seed: int, render: bool = True) -> Observation: ...
 
-    def step(self, action: np.ndarray) -> tuple[Observation, bool]: ...
+    def step(self, action: np.ndarray, render: bool = True) -> tuple[Observation, bool]: ...
 
     def close(self) -> None: ...
 
