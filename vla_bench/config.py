@@ -48,7 +48,7 @@ class EvalConfig:
     """Episode videos (mp4 in <run>/videos): none, failures, all, or first-K (the first K episodes)."""
     retries: int = 2
     """Extra attempts for an episode whose worker crashed, hung or raised a simulator error."""
-    worker_timeout: float = 300.0
-    """Seconds to wait for one worker reply (env build and reset included) before declaring it hung."""
+    worker_timeout: float = 120.0
+    """Seconds to wait for one env step before declaring the worker hung (episode starts get 600 s or more)."""
     force: bool = False
     """Start the requested workers even if the machine seems to lack the memory for them."""

@@ -195,7 +195,12 @@ def _execute(config, plan, episodes, shard, workers, policy, env_factory) -> Run
     if workers == 0:
         executor: Any = SerialExecutor(config.env, render, image_size, rendering, video if video.enabled else None)
     else:
-        settings = PoolSettings(workers=workers, retries=config.retries, timeout_s=config.worker_timeout)
+        settings = PoolSettings(
+            workers=workers,
+            retries=config.retries,
+            timeout_s=config.worker_timeout,
+            start_timeout_s=max(600.0, 5 * config.worker_timeout),
+        )
         executor = PoolExecutor(
             settings, env_factory or config.env, render, image_size, rendering, video if video.enabled else None
         )

@@ -48,7 +48,8 @@ class WorkerError(RuntimeError):
 class PoolSettings:
     workers: int = 2
     retries: int = 2  # extra attempts for an episode whose worker crashed, hung or hit a simulator error
-    timeout_s: float = 300.0  # longest wait for one reply (env build + reset included)
+    timeout_s: float = 120.0  # longest wait for the reply to one step
+    start_timeout_s: float = 600.0  # longest wait for an episode start (process spawn, env build, reset)
     start_method: str = "spawn"
 
     def __post_init__(self) -> None:
@@ -56,8 +57,8 @@ class PoolSettings:
             raise ValueError("workers must be at least 1")
         if self.retries < 0:
             raise ValueError("retries must be >= 0")
-        if self.timeout_s <= 0:
-            raise ValueError("timeout_s must be positive")
+        if self.timeout_s <= 0 or self.start_timeout_s <= 0:
+            raise ValueError("timeouts must be positive")
 
 
 STARTING, STEPPING, WAITING = "starting", "stepping", "waiting"
@@ -151,7 +152,7 @@ class PoolExecutor:
         now = time.monotonic()
         wants_video = self.video is not None and self.video.wants(episode)
         slot.running = _Running(
-            episode, attempt, started=now, deadline=now + self.settings.timeout_s,
+            episode, attempt, started=now, deadline=now + self.settings.start_timeout_s,
             frames=[] if wants_video else None, failed_before=failed_before,
         )
         self._policy.reset(episode)
@@ -183,7 +184,8 @@ class PoolExecutor:
                     self._failed(slot, result)
             elif time.monotonic() >= slot.running.deadline:
                 phase = slot.running.phase
-                self._lost(slot, f"worker {slot.index}: no reply while {phase} within {self.settings.timeout_s:g} s (hung)")
+                limit = self.settings.start_timeout_s if phase == STARTING else self.settings.timeout_s
+                self._lost(slot, f"worker {slot.index}: no reply while {phase} within {limit:g} s (hung)")
 
     def _advance(self, slot: _Slot, obs: Observation, success: bool, language: str, peak_rss_mb: float) -> None:
         run = slot.running

@@ -64,10 +64,6 @@ def peak_rss_mb() -> float:
 def worker_main(conn: multiprocessing.connection.Connection, env_factory: EnvFactory) -> None:
     """Serve commands until "close" or until the main process goes away."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
-    from vla_bench.rollout.episode import simulator_errors
-
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        expected = simulator_errors()  # imports robosuite, which prints set-up banners
     env: Env | None = None
     try:
         while True:
@@ -95,10 +91,8 @@ def worker_main(conn: multiprocessing.connection.Connection, env_factory: EnvFac
                     reply = ((obs, success, env.language, peak_rss_mb()), True)
                 else:
                     raise ValueError(f"unknown worker command {name!r}")
-            except expected as exc:
-                reply = (_failure(SIMULATOR, exc), False)
-            except Exception as exc:  # carried back to the main process, which stops the run
-                reply = (_failure(OTHER, exc), False)
+            except Exception as exc:  # carried back; the main process retries or stops the run
+                reply = (_failure(SIMULATOR if _is_simulator_error(exc) else OTHER, exc), False)
             try:
                 conn.send(reply)
             except (BrokenPipeError, OSError):
@@ -106,6 +100,15 @@ def worker_main(conn: multiprocessing.connection.Connection, env_factory: EnvFac
     finally:
         if env is not None:
             env.close()
+
+
+def _is_simulator_error(exc: BaseException) -> bool:
+    """Classify lazily: importing robosuite for its error classes is slow and prints banners."""
+    from vla_bench.rollout.episode import simulator_errors
+
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        expected = simulator_errors()
+    return isinstance(exc, expected)
 
 
 def _failure(kind: str, exc: BaseException) -> WorkerFailure:
