@@ -15,7 +15,7 @@ MAX_STEPS ?=
 OUTPUT ?=
 EVAL_ARGS ?=
 
-.PHONY: install test test-fast test-sim eval-libero lock clean
+.PHONY: install test test-fast test-sim eval-libero lock clean bench
 
 install: $(STAMP)
 
@@ -37,6 +37,11 @@ eval-libero: $(STAMP)
 		$(if $(CHECKPOINT),--checkpoint $(CHECKPOINT)) $(if $(TASKS),--tasks $(TASKS)) \
 		$(if $(TRIALS),--trials $(TRIALS)) $(if $(MAX_STEPS),--max-steps $(MAX_STEPS)) \
 		$(if $(OUTPUT),--output $(OUTPUT)) $(EVAL_ARGS)
+
+# Engine throughput on real LIBERO (a few minutes): writes bench/results/<date>-<host>.json and .md.
+BENCH_ARGS ?=
+bench: $(STAMP)
+	$(PY) bench/engine_bench.py $(BENCH_ARGS)
 
 # Re-pin constraints.txt from a fresh resolve (run after changing dependencies in setup.cfg).
 lock:

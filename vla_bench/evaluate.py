@@ -177,6 +177,8 @@ def _execute(config, plan, episodes, shard, workers, policy, env_factory) -> Run
     info = run_info(config, plan, policy, render)
     info["shard"] = None if shard is None else {"index": shard[0], "count": shard[1], "episodes": len(episodes)}
     info["workers"] = workers
+    info["reset"] = "hard" if config.hard_reset else "fast (scene reused per task and seed)"
+    info["render_steps"] = {"on": "all", "off": "none", "auto": "lazy (steps the policy reads)"}[config.render]
 
     if config.resume:
         old = read_run(run_dir)
@@ -193,7 +195,9 @@ def _execute(config, plan, episodes, shard, workers, policy, env_factory) -> Run
 
     rendering = Rendering("all" if config.render == "on" else "lazy")
     if workers == 0:
-        executor: Any = SerialExecutor(config.env, render, image_size, rendering, video if video.enabled else None)
+        executor: Any = SerialExecutor(
+            config.env, render, image_size, rendering, video if video.enabled else None, not config.hard_reset
+        )
     else:
         settings = PoolSettings(
             workers=workers,
@@ -202,7 +206,8 @@ def _execute(config, plan, episodes, shard, workers, policy, env_factory) -> Run
             start_timeout_s=max(600.0, 5 * config.worker_timeout),
         )
         executor = PoolExecutor(
-            settings, env_factory or config.env, render, image_size, rendering, video if video.enabled else None
+            settings, env_factory or config.env, render, image_size, rendering, video if video.enabled else None,
+            not config.hard_reset,
         )
     progress = Progress(len(episodes), config.progress, done=len(episodes) - len(todo))
     start = time.monotonic()

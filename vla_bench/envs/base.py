@@ -25,10 +25,18 @@ class EnvSpec:
     state: str
     settle_steps: int
     settle_action: tuple[float, ...]
+    fast_reset: bool = True  # reuse the scene between episodes with the same seed (outcomes identical, tested)
 
     @classmethod
     def from_protocol(
-        cls, protocol: Protocol, suite: str, task_id: int, *, render: bool = True, image_size: int | None = None
+        cls,
+        protocol: Protocol,
+        suite: str,
+        task_id: int,
+        *,
+        render: bool = True,
+        image_size: int | None = None,
+        fast_reset: bool = True,
     ) -> EnvSpec:
         return cls(
             suite=suite,
@@ -40,6 +48,7 @@ class EnvSpec:
             state=protocol.state,
             settle_steps=protocol.settle_steps,
             settle_action=protocol.settle_action,
+            fast_reset=fast_reset,
         )
 
 

@@ -98,8 +98,10 @@ class PoolExecutor:
         image_size: int | None = None,
         rendering: Rendering = Rendering("lazy"),
         video: VideoRecorder | None = None,
+        fast_reset: bool = True,
     ) -> None:
         self.settings = settings
+        self.fast_reset = fast_reset
         self.env_factory = KindFactory(env_factory) if isinstance(env_factory, str) else env_factory
         self.render = render
         self.image_size = image_size
@@ -157,7 +159,8 @@ class PoolExecutor:
         )
         self._policy.reset(episode)
         spec = EnvSpec.from_protocol(
-            self._protocol, episode.suite, episode.task_id, render=self.render, image_size=self.image_size
+            self._protocol, episode.suite, episode.task_id, render=self.render, image_size=self.image_size,
+            fast_reset=self.fast_reset,
         )
         render = self.rendering.needed(self._policy, episode, 0, wants_video)
         try:

@@ -25,8 +25,10 @@ class SerialExecutor:
         image_size: int | None = None,
         rendering: Rendering = Rendering("all"),
         video: VideoRecorder | None = None,
+        fast_reset: bool = True,
     ) -> None:
         self.env_kind = env_kind
+        self.fast_reset = fast_reset
         self.render = render
         self.image_size = image_size
         self.rendering = rendering if render else Rendering("none")
@@ -49,7 +51,8 @@ class SerialExecutor:
                         env.close()
                         env = None
                     spec = EnvSpec.from_protocol(
-                        protocol, episode.suite, episode.task_id, render=self.render, image_size=self.image_size
+                        protocol, episode.suite, episode.task_id, render=self.render, image_size=self.image_size,
+                        fast_reset=self.fast_reset,
                     )
                     env = make_env(self.env_kind, spec)
                     current = (episode.suite, episode.task_id)

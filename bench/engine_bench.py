@@ -1,0 +1,203 @@
+"""Throughput benchmark of the rollout engine on real LIBERO (run by `make bench`).
+
+Measures, in one run on this machine, env steps per second for:
+  (a) the plain serial loop: one env, render every step, LIBERO's default (hard) reset;
+  (b) the engine with 1, 2 and 4 workers, zero policy, rendering every step;
+  (c) the engine with a synthetic policy that takes a fixed 50 ms per batch, against the ideal
+      max(sim time / workers, policy time);
+  (d) lazy rendering with a policy that reads one observation per 8-action chunk.
+Every configuration runs the same episodes (libero_spatial task 0, init states 0..E-1, S steps each;
+the zero policy never succeeds, so every episode runs S steps). Wall times include env builds and
+resets. Writes bench/results/<date>-<host>.json and a markdown table of ratios next to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from vla_bench.envs import EnvSpec, make_env
+from vla_bench.envs.base import ACTION_DIM, Observation
+from vla_bench.episodes import Episode
+from vla_bench.policies.base import Policy
+from vla_bench.results import provenance
+from vla_bench.rollout import PoolExecutor, PoolSettings, Rendering
+from vla_bench.specs import protocols
+
+SUITE, TASK = "libero_spatial", 0
+PROTOCOL = protocols().get("openvla")
+ZERO_ACTION = np.array([0, 0, 0, 0, 0, 0, -1.0])
+
+
+class BenchPolicy(Policy):
+    """Zero actions; optionally a fixed delay per batch (a GPU model) and reading images once per chunk."""
+
+    def __init__(self, seconds_per_batch: float = 0.0, chunk: int = 1) -> None:
+        self.seconds_per_batch = seconds_per_batch
+        self.chunk = chunk
+        self.batches = 0
+
+    def reads_images(self, episode: str, step: int) -> bool:
+        return step % self.chunk == 0
+
+    def infer(self, observations: Sequence[Observation]) -> np.ndarray:
+        self.batches += 1
+        if self.seconds_per_batch:
+            time.sleep(self.seconds_per_batch)
+        return np.tile(ZERO_ACTION, (len(observations), 1))
+
+
+def episodes(count: int, steps: int) -> list[Episode]:
+    return [Episode(SUITE, TASK, i, PROTOCOL.env_seed, steps) for i in range(count)]
+
+
+def serial_loop(eps: list[Episode]) -> dict:
+    """(a) The reference loop: one env, every step rendered, hard reset per episode."""
+    start = time.monotonic()
+    spec = EnvSpec.from_protocol(PROTOCOL, SUITE, TASK, image_size=PROTOCOL.model_image_size, fast_reset=False)
+    env = make_env("libero", spec)
+    steps = 0
+    try:
+        for episode in eps:
+            env.start(episode.init_idx, episode.seed)
+            for _ in range(episode.max_steps):
+                env.step(ZERO_ACTION)
+                steps += 1
+    finally:
+        env.close()
+    wall = time.monotonic() - start
+    return {"name": "serial loop, render every step", "workers": 1, "steps": steps, "wall_s": wall, "steps_per_s": steps / wall}
+
+
+def engine(eps: list[Episode], workers: int, policy: BenchPolicy, rendering: str, label: str) -> dict:
+    start = time.monotonic()
+    records = []
+    executor = PoolExecutor(
+        PoolSettings(workers=workers), "libero", render=True, image_size=PROTOCOL.model_image_size,
+        rendering=Rendering(rendering),
+    )
+    executor.run(eps, policy, PROTOCOL, records.append)
+    wall = time.monotonic() - start
+    steps = sum(r.steps for r in records)
+    bad = [r.error for r in records if r.status != "ok"]
+    if bad:
+        raise RuntimeError(f"benchmark episodes failed: {bad}")
+    return {
+        "name": label, "workers": workers, "steps": steps, "wall_s": wall, "steps_per_s": steps / wall,
+        "policy_batches": policy.batches, "peak_rss_mb": max(r.worker_peak_rss_mb for r in records),
+    }
+
+
+def load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--episodes", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=40, help="policy steps per episode (rendered runs)")
+    parser.add_argument("--lazy-steps", type=int, default=160, help="policy steps per episode for (d)")
+    parser.add_argument("--workers", default="1,2,4", help="worker counts for (b)")
+    parser.add_argument("--policy-workers", type=int, default=2, help="workers for (c) and (d)")
+    parser.add_argument("--output", default=str(Path(__file__).resolve().parent / "results"))
+    parser.add_argument("--note", default="", help="free text stored with the results (e.g. machine shared)")
+    args = parser.parse_args(argv)
+    worker_counts = [int(w) for w in args.workers.split(",")]
+    eps = episodes(args.episodes, args.steps)
+    load_before = load()
+    started = time.monotonic()
+    rows = []
+
+    def done(row: dict) -> None:
+        rows.append({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()})
+        print(f"{row['name']:<58} {row['steps_per_s']:7.2f} steps/s  ({row['wall_s']:.1f} s)", flush=True)
+
+    done(serial_loop(eps))
+    serial = rows[0]["steps_per_s"]
+    for w in worker_counts:
+        done(engine(eps, w, BenchPolicy(), "all", f"engine, {w} worker(s), zero policy, render every step"))
+    w = args.policy_workers
+    zero_w = next((r for r in rows[1:] if r["workers"] == w), None)
+    row = engine(eps, w, BenchPolicy(0.05), "all", f"engine, {w} workers, 50 ms policy, render every step")
+    sim_w = zero_w["wall_s"] if zero_w else float("nan")
+    policy_floor = 0.05 * row["steps"] / w  # each batch serves at most `w` envs
+    row["ideal_wall_s"] = max(sim_w, policy_floor)
+    row["wall_over_ideal"] = row["wall_s"] / row["ideal_wall_s"]
+    done(row)
+
+    lazy_eps = episodes(args.episodes, args.lazy_steps)
+    every = engine(lazy_eps, w, BenchPolicy(chunk=8), "all", f"engine, {w} workers, 8-action chunks, render every step")
+    done(every)
+    lazy = engine(lazy_eps, w, BenchPolicy(chunk=8), "lazy", f"engine, {w} workers, 8-action chunks, lazy rendering")
+    done(lazy)
+    slow_lazy = engine(lazy_eps, w, BenchPolicy(0.05, chunk=8), "lazy", f"engine, {w} workers, 8-action chunks, lazy, 50 ms policy")
+    slow_lazy["ideal_wall_s"] = max(lazy["wall_s"], 0.05 * slow_lazy["steps"] / w)
+    slow_lazy["wall_over_ideal"] = slow_lazy["wall_s"] / slow_lazy["ideal_wall_s"]
+    done(slow_lazy)
+
+    by_name = {r["name"]: r for r in rows}
+    ratios = {f"{r['workers']} workers / serial loop": r["steps_per_s"] / serial for r in rows[1: 1 + len(worker_counts)]}
+    ratios["50 ms policy: wall / ideal (render every step)"] = by_name[row["name"]]["wall_over_ideal"]
+    ratios["50 ms policy: wall / ideal (lazy, chunks of 8)"] = by_name[slow_lazy["name"]]["wall_over_ideal"]
+    ratios["lazy / render-every-step (chunks of 8)"] = lazy["steps_per_s"] / every["steps_per_s"]
+    now = dt.datetime.now(dt.timezone.utc)
+    result = {
+        "date": now.isoformat(timespec="seconds"),
+        "host": provenance.host(),
+        "cpu_count": os.cpu_count(),
+        "load_average_before": load_before,
+        "load_average_after": load(),
+        "note": args.note,
+        "settings": {
+            "suite": SUITE, "task": TASK, "protocol": PROTOCOL.name, "render_size": PROTOCOL.render_size,
+            "cameras": list(PROTOCOL.cameras), "episodes": args.episodes, "steps": args.steps,
+            "lazy_steps": args.lazy_steps, "renderer": provenance.renderer(),
+        },
+        "versions": provenance.versions(),
+        "git": provenance.git_commit(),
+        "rows": rows,
+        "ratios": {k: round(v, 3) for k, v in ratios.items()},
+        "bench_wall_s": round(time.monotonic() - started, 1),
+    }
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"{now:%Y-%m-%d}-{socket.gethostname()}"
+    (out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / f"{stem}.md").write_text(markdown(result))
+    print(markdown(result))
+    print(f"wrote {out / stem}.json and .md")
+    return 0
+
+
+def markdown(result: dict) -> str:
+    lines = [
+        f"# Engine benchmark, {result['date']} on {result['host']['hostname']} ({result['cpu_count']} CPUs)",
+        "",
+        f"libero_spatial task 0, {result['settings']['protocol']} protocol ({result['settings']['render_size']} px, "
+        f"{len(result['settings']['cameras'])} cameras), {result['settings']['episodes']} episodes of "
+        f"{result['settings']['steps']} steps ({result['settings']['lazy_steps']} for the chunked rows); "
+        f"walls include env builds and resets. Load average before/after: {result['load_average_before']} / "
+        f"{result['load_average_after']}.",
+    ]
+    if result["note"]:
+        lines += ["", f"Note: {result['note']}"]
+    lines += ["", "| configuration | steps/s | wall s | wall / ideal |", "|---|---:|---:|---:|"]
+    for r in result["rows"]:
+        ideal = f"{r['wall_over_ideal']:.2f}" if "wall_over_ideal" in r else ""
+        lines.append(f"| {r['name']} | {r['steps_per_s']:.2f} | {r['wall_s']:.1f} | {ideal} |")
+    lines += ["", "| ratio | value |", "|---|---:|"]
+    lines += [f"| {k} | {v:.2f} |" for k, v in result["ratios"].items()]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
