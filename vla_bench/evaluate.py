@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from vla_bench.config import EvalConfig
-from vla_bench.episodes import RunPlan, make_plan
+from vla_bench.episodes import Episode, RunPlan, make_plan
 from vla_bench.errors import VlaBenchError
 from vla_bench.policies import Policy, PolicyContext, make_policy
 from vla_bench.results import provenance
@@ -168,7 +168,16 @@ def evaluate(config: EvalConfig, env_factory: EnvFactory | None = None) -> RunRe
         policy.close()
 
 
-def _execute(config, plan, episodes, shard, workers, policy, env_factory) -> RunResult:
+def _execute(
+    config: EvalConfig,
+    plan: RunPlan,
+    episodes: list[Episode],
+    shard: tuple[int, int] | None,
+    workers: int,
+    policy: Policy,
+    env_factory: EnvFactory | None,
+) -> RunResult:
+    """Create (or reopen, for --resume) the run folder and run the episodes that lack a record."""
     policy.validate(episodes)
     run_dir = Path(config.output) if config.output else default_run_dir(config)
     video = VideoRecorder(config.video, run_dir / "videos", episodes, plan.protocol.cameras[0])

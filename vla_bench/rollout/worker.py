@@ -145,13 +145,6 @@ class WorkerHandle:
             why = f"exit code {code}" if code is not None else type(exc).__name__
             raise WorkerLost(f"worker {self.index} died ({why})") from None
 
-    def request(self, command: tuple, timeout_s: float) -> tuple[Any, bool]:
-        """Send a command and wait for its reply, at most `timeout_s`."""
-        self.send(command)
-        if not self.conn.poll(timeout_s):
-            raise WorkerLost(f"worker {self.index}: no reply to {command[0]!r} within {timeout_s:g} s")
-        return self.receive()
-
     def close(self, terminate: bool = False, timeout_s: float = 5.0) -> None:
         """Stop the worker; always returns with the process reaped. `terminate` skips the polite close."""
         if not terminate and self.process.is_alive():
