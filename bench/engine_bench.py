@@ -27,16 +27,19 @@ from typing import Sequence
 import numpy as np
 
 from vla_bench.envs import EnvSpec, make_env
-from vla_bench.envs.base import ACTION_DIM, Observation
+from vla_bench.envs.base import Observation
 from vla_bench.episodes import Episode
+from vla_bench.errors import VlaBenchError
 from vla_bench.policies.base import Policy
 from vla_bench.results import provenance
 from vla_bench.rollout import PoolExecutor, PoolSettings, Rendering
+from vla_bench.rollout.resources import check_workers
 from vla_bench.specs import protocols
 
 SUITE, TASK = "libero_spatial", 0
 PROTOCOL = protocols().get("openvla")
 ZERO_ACTION = np.array([0, 0, 0, 0, 0, 0, -1.0])
+POLICY_SECONDS = 0.05  # the synthetic policy's time per batch
 
 
 class BenchPolicy(Policy):
@@ -111,6 +114,15 @@ def engine(eps: list[Episode], workers: int, policy: BenchPolicy, rendering: str
     return result
 
 
+def against_ideal(result: dict, sim_rate: float, workers: int) -> dict:
+    """Ideal time per step = max(sim time per step with this many workers and no policy, policy time
+    per step when every batch serves all the workers' envs); compared on the steady-state window."""
+    ideal_rate = min(sim_rate, workers / POLICY_SECONDS)
+    result["ideal_steps_per_s"] = ideal_rate
+    result["wall_over_ideal"] = ideal_rate / result["steps_per_s"]
+    return result
+
+
 def load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
@@ -121,49 +133,55 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=60, help="policy steps per episode (rendered runs)")
     parser.add_argument("--lazy-steps", type=int, default=120, help="policy steps per episode for (d)")
     parser.add_argument("--workers", default="1,2,4", help="worker counts for (b)")
-    parser.add_argument("--policy-workers", type=int, default=2, help="workers for (c) and (d)")
+    parser.add_argument("--policy-workers", default="2,4", help="worker counts for (c) (must also be in --workers)")
+    parser.add_argument("--lazy-workers", type=int, default=2, help="workers for (d)")
     parser.add_argument("--output", default=str(Path(__file__).resolve().parent / "results"))
     parser.add_argument("--note", default="", help="free text stored with the results (e.g. machine shared)")
     args = parser.parse_args(argv)
-    worker_counts = [int(w) for w in args.workers.split(",")]
+    worker_counts = []
+    for w in (int(w) for w in args.workers.split(",")):
+        try:
+            check_workers(w, "libero", force=False)
+            worker_counts.append(w)
+        except VlaBenchError as exc:
+            print(f"skipping {w} workers: {exc}", flush=True)
+            args.note = f"{args.note} Skipped {w} workers: {exc}".strip()
     eps = episodes(args.episodes, args.steps)
     load_before = load()
     started = time.monotonic()
     rows = []
 
-    def done(row: dict) -> None:
-        rows.append({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()})
-        print(f"{row['name']:<58} {row['steps_per_s']:7.2f} steps/s steady  ({row['wall_s']:.1f} s in all)", flush=True)
+    def done(result: dict) -> None:
+        rows.append({k: round(v, 3) if isinstance(v, float) else v for k, v in result.items()})
+        print(f"{result['name']:<58} {result['steps_per_s']:7.2f} steps/s steady  ({result['wall_s']:.1f} s in all)", flush=True)
 
     done(serial_loop(eps))
     serial = rows[0]["steps_per_s"]
     for w in worker_counts:
         done(engine(eps, w, BenchPolicy(), "all", f"engine, {w} worker(s), zero policy, render every step"))
-    w = args.policy_workers
-    zero_w = next(r for r in rows[1:] if r["workers"] == w)
 
-    def against_ideal(result: dict, sim_rate: float) -> dict:
-        """Ideal time per step = max(sim time per step with w workers and no policy, policy time per
-        step when every 50 ms batch serves all w envs); compared on the steady-state window."""
-        ideal_rate = min(sim_rate, w / 0.05)
-        result["ideal_steps_per_s"] = ideal_rate
-        result["wall_over_ideal"] = ideal_rate / result["steps_per_s"]
-        return result
-
-    done(against_ideal(engine(eps, w, BenchPolicy(0.05), "all", f"engine, {w} workers, 50 ms policy, render every step"), zero_w["steps_per_s"]))
-    slow_every = rows[-1]
-
+    slow_every = {}
+    for w in (int(w) for w in args.policy_workers.split(",")):
+        zero_w = next((r for r in rows[1:] if r["workers"] == w), None)
+        if zero_w is None:
+            continue
+        label = f"engine, {w} workers, 50 ms policy, render every step"
+        done(against_ideal(engine(eps, w, BenchPolicy(POLICY_SECONDS), "all", label), zero_w["steps_per_s"], w))
+        slow_every[w] = rows[-1]
+    w = args.lazy_workers
     lazy_eps = episodes(args.episodes, args.lazy_steps)
     done(engine(lazy_eps, w, BenchPolicy(chunk=8), "all", f"engine, {w} workers, 8-action chunks, render every step"))
     every = rows[-1]
     done(engine(lazy_eps, w, BenchPolicy(chunk=8), "lazy", f"engine, {w} workers, 8-action chunks, lazy rendering"))
     lazy = rows[-1]
-    done(against_ideal(engine(lazy_eps, w, BenchPolicy(0.05, chunk=8), "lazy", f"engine, {w} workers, 8-action chunks, lazy, 50 ms policy"), lazy["steps_per_s"]))
+    label = f"engine, {w} workers, 8-action chunks, lazy, 50 ms policy"
+    done(against_ideal(engine(lazy_eps, w, BenchPolicy(POLICY_SECONDS, chunk=8), "lazy", label), lazy["steps_per_s"], w))
     slow_lazy = rows[-1]
 
     ratios = {f"{r['workers']} workers / serial loop": r["steps_per_s"] / serial for r in rows[1: 1 + len(worker_counts)]}
-    ratios["50 ms policy: wall / ideal (render every step)"] = slow_every["wall_over_ideal"]
-    ratios["50 ms policy: wall / ideal (lazy, chunks of 8)"] = slow_lazy["wall_over_ideal"]
+    for workers, r in slow_every.items():
+        ratios[f"50 ms policy, {workers} workers: time / ideal (render every step)"] = r["wall_over_ideal"]
+    ratios[f"50 ms policy, {w} workers: time / ideal (lazy, chunks of 8)"] = slow_lazy["wall_over_ideal"]
     ratios["lazy / render-every-step (chunks of 8)"] = lazy["steps_per_s"] / every["steps_per_s"]
     now = dt.datetime.now(dt.timezone.utc)
     result = {

@@ -221,9 +221,13 @@ def _execute(
     progress = Progress(len(episodes), config.progress, done=len(episodes) - len(todo))
     start = time.monotonic()
 
+    peak_rss: list[float] = [old.get("worker_peak_rss_mb") or 0.0] if config.resume else []
+
     def on_record(record: EpisodeRecord) -> None:
         writer.append(record)
         progress.update(record)
+        if record.worker_peak_rss_mb is not None:
+            peak_rss.append(record.worker_peak_rss_mb)
 
     status = "failed"
     try:
@@ -234,7 +238,12 @@ def _execute(
         raise
     finally:
         progress.close()
-        summary = writer.finish(status, finished_at=_now(), wall_s=round(time.monotonic() - start, 2))
+        summary = writer.finish(
+            status,
+            finished_at=_now(),
+            wall_s=round(time.monotonic() - start, 2),
+            worker_peak_rss_mb=max(peak_rss, default=None),
+        )
         if status != "finished":
             print(f"vla-bench: run {status}; continue it with --resume --output {run_dir}", file=sys.stderr)
     return RunResult(run_dir=run_dir, summary=summary)
