@@ -15,7 +15,7 @@ MAX_STEPS ?=
 OUTPUT ?=
 EVAL_ARGS ?=
 
-.PHONY: install test test-fast test-sim eval-libero lock clean expert-reference
+.PHONY: install test test-fast test-sim eval-libero lock clean expert-reference bench
 
 install: $(STAMP)
 
@@ -61,6 +61,11 @@ gate: $(STAMP)
 
 gate-reference: $(STAMP)
 	$(GATE_ENV) bash scripts/gate.sh --update-reference
+
+# Engine throughput on real LIBERO (a few minutes): writes bench/results/<date>-<host>.json and .md.
+BENCH_ARGS ?=
+bench: $(STAMP)
+	$(PY) bench/engine_bench.py $(BENCH_ARGS)
 
 # Re-pin constraints.txt from a fresh resolve (run after changing dependencies in setup.cfg).
 lock:

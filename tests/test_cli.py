@@ -19,7 +19,7 @@ def test_eval_writes_the_run_folder(tmp_path, capsys):
     assert "| libero_object | 0.0% | 0 / 2 | 0 |" in capsys.readouterr().out
     assert sorted(p.name for p in out.iterdir()) == ["episodes.jsonl", "run.json", "summary.csv", "summary.md"]
     records = read_jsonl(out / "episodes.jsonl")
-    assert [set(r) for r in records] == [RECORD_FIELDS] * 2
+    assert all(RECORD_FIELDS <= set(r) for r in records)
     assert [(r["init_idx"], r["steps"], r["status"]) for r in records] == [(0, 20, "ok"), (1, 20, "ok")]
     run = json.loads((out / "run.json").read_text())
     for field in ("protocol", "deviations", "suites", "tasks", "trials", "policy", "seed", "versions", "renderer",

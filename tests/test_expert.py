@@ -298,7 +298,7 @@ def test_evaluate_builds_privileged_envs_only_for_policies_that_need_them(tmp_pa
         return real_make_env(kind, spec)
 
     monkeypatch.setattr(serial, "make_env", recording_make_env)
-    config = dict(suite="libero_object", tasks="0", trials=1, env="fake", progress=False)
+    config = dict(suite="libero_object", tasks="0", trials=1, env="fake", progress=False, workers=0)  # in-process
     evaluate(EvalConfig(policy="zero", output=str(tmp_path / "zero"), **config))
     assert [s.privileged for s in specs] == [False]
     # The fake env has no simulator state: the expert says so instead of acting blind.

@@ -40,3 +40,19 @@ class EvalConfig:
     """Show a progress bar."""
     strict_protocol: bool = False
     """Refuse to run a checkpoint whose expected protocol differs from --protocol (default: warn)."""
+    workers: Optional[int] = None
+    """Env worker processes (default: CPU cores, capped by free memory); 0 runs the episodes in this process."""
+    resume: bool = False
+    """Continue the run in --output: run only its episodes without a record (same protocol, checkpoint, selection)."""
+    shard: Optional[str] = None
+    """Run slice i of n of the episode list, e.g. 0/4 (i counts from 0); join the folders with `vla-bench merge`."""
+    video: str = "none"
+    """Episode videos (mp4 in <run>/videos): none, failures, all, or first-K (the first K episodes)."""
+    retries: int = 2
+    """Extra attempts for an episode whose worker crashed, hung or raised a simulator error."""
+    worker_timeout: float = 120.0
+    """Seconds to wait for one env step before declaring the worker hung (episode starts get 600 s or more)."""
+    hard_reset: bool = False
+    """Rebuild the scene for every episode (LIBERO's own reset) instead of reusing it; same outcomes, slower."""
+    force: bool = False
+    """Start the requested workers even if the machine seems to lack the memory for them."""

@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from vla_bench.config import EvalConfig
-from vla_bench.episodes import RunPlan, make_plan
+from vla_bench.episodes import Episode, RunPlan, make_plan
 from vla_bench.errors import VlaBenchError
 from vla_bench.policies import Policy, PolicyContext, make_policy
 from vla_bench.results import provenance
-from vla_bench.results.io import RunWriter
+from vla_bench.results.io import RunWriter, read_episodes, read_run
 from vla_bench.results.schema import STATUS_OK, EpisodeRecord
 from vla_bench.results.summary import Summary
-from vla_bench.rollout import SerialExecutor
+from vla_bench.rollout import PoolExecutor, PoolSettings, Rendering, SerialExecutor
+from vla_bench.rollout.resources import check_workers, default_workers
+from vla_bench.rollout.video import VideoRecorder, parse_video_mode
+from vla_bench.rollout.worker import EnvFactory
+from vla_bench.runs import identity_differences, parse_shard, shard_episodes
 
 
 @dataclasses.dataclass
@@ -77,20 +82,38 @@ def run_info(config: EvalConfig, plan: RunPlan, policy: Policy, render: bool) ->
     }
 
 
-def should_render(config: EvalConfig, policy: Policy) -> bool:
-    return {"on": True, "off": False, "auto": policy.uses_images}[config.render]
+def should_render(config: EvalConfig, policy: Policy, video: bool = False) -> bool:
+    """Whether the envs have cameras at all (which steps render is the Rendering's call)."""
+    if config.render == "off" and video:
+        raise VlaBenchError("--video needs camera images; drop --render off")
+    return {"on": True, "off": False, "auto": policy.uses_images or video}[config.render]
 
 
 class Progress:
-    """A tqdm bar over episodes with the running success rate."""
+    """One tqdm bar: episodes done / total (ETA), errors, running success rate, env steps/s."""
 
-    def __init__(self, total: int, enabled: bool) -> None:
+    def __init__(self, total: int, enabled: bool, done: int = 0) -> None:
         from tqdm import tqdm
 
-        self.bar = tqdm(total=total, unit="ep", disable=not enabled, dynamic_ncols=True)
+        self.bar = tqdm(total=total, initial=done, unit="ep", disable=not enabled, dynamic_ncols=True)
         self.successes = 0
         self.ok = 0
         self.errors = 0
+        self.steps = 0
+        self.start = time.monotonic()
+        self._shown = 0.0
+
+    def step(self) -> None:
+        self.steps += 1
+        now = time.monotonic()
+        if now - self._shown > 1.0:
+            self._shown = now
+            self._postfix(refresh=True)
+
+    def _postfix(self, refresh: bool) -> None:
+        rate = f"{100 * self.successes / self.ok:.1f}%" if self.ok else "n/a"
+        speed = self.steps / max(time.monotonic() - self.start, 1e-9)
+        self.bar.set_postfix(success=rate, errors=self.errors, steps_s=f"{speed:.1f}", refresh=refresh)
 
     def update(self, record: EpisodeRecord) -> None:
         if record.status == STATUS_OK:
@@ -98,16 +121,29 @@ class Progress:
             self.successes += int(record.success)
         else:
             self.errors += 1
-        rate = f"{100 * self.successes / self.ok:.1f}%" if self.ok else "n/a"
-        self.bar.set_postfix(success=rate, errors=self.errors, refresh=False)
+        self._postfix(refresh=False)
         self.bar.update(1)
 
     def close(self) -> None:
         self.bar.close()
 
 
-def evaluate(config: EvalConfig) -> RunResult:
-    """Run the evaluation described by `config`; returns the run folder and its summary."""
+def as_json(data: dict[str, Any]) -> dict[str, Any]:
+    """`data` as it reads back from run.json (tuples become lists), for comparisons."""
+    return json.loads(json.dumps(data, default=str))
+
+
+def resolve_workers(config: EvalConfig) -> int:
+    workers = default_workers(config.env) if config.workers is None else config.workers
+    check_workers(workers, config.env, config.force)
+    return workers
+
+
+def evaluate(config: EvalConfig, env_factory: EnvFactory | None = None) -> RunResult:
+    """Run the evaluation described by `config`; returns the run folder and its summary.
+
+    `env_factory` (Python API and tests) replaces the env named by `config.env` in pool workers.
+    """
     plan = make_plan(
         suite=config.suite,
         protocol=config.protocol,
@@ -117,6 +153,13 @@ def evaluate(config: EvalConfig) -> RunResult:
         seed=config.seed,
     )
     episodes = plan.episodes()
+    shard = parse_shard(config.shard) if config.shard is not None else None
+    if shard is not None:
+        episodes = shard_episodes(episodes, *shard)
+    parse_video_mode(config.video)
+    if config.resume and config.output is None:
+        raise VlaBenchError("--resume needs --output RUN_FOLDER (the run to continue)")
+    workers = resolve_workers(config)
     if config.env == "libero":
         from vla_bench.envs.libero_setup import ensure_ready
 
@@ -129,36 +172,91 @@ def evaluate(config: EvalConfig) -> RunResult:
         strict_protocol=config.strict_protocol,
     )
     policy = make_policy(config.policy, context)
-    policy.validate(episodes)
-    render = should_render(config, policy)
-    if policy.uses_images and not render:
+    try:
+        return _execute(config, plan, episodes, shard, workers, policy, env_factory)
+    finally:
         policy.close()
-        raise VlaBenchError(f"--render off: policy {config.policy!r} reads camera images (use --render auto)")
-    run_dir = Path(config.output) if config.output else default_run_dir(config)
-    writer = RunWriter.create(run_dir, {**run_info(config, plan, policy, render), "started_at": _now()})
 
-    executor = SerialExecutor(
-        env_kind=config.env,
-        render=render,
-        image_size=policy.image_size or plan.protocol.model_image_size,
-        privileged=policy.needs_privileged,
-    )
-    progress = Progress(len(episodes), config.progress)
+
+def _execute(
+    config: EvalConfig,
+    plan: RunPlan,
+    episodes: list[Episode],
+    shard: tuple[int, int] | None,
+    workers: int,
+    policy: Policy,
+    env_factory: EnvFactory | None,
+) -> RunResult:
+    """Create (or reopen, for --resume) the run folder and run the episodes that lack a record."""
+    policy.validate(episodes)
+    run_dir = Path(config.output) if config.output else default_run_dir(config)
+    video = VideoRecorder(config.video, run_dir / "videos", episodes, plan.protocol.cameras[0])
+    render = should_render(config, policy, video.enabled)
+    if policy.uses_images and not render:
+        raise VlaBenchError(f"--render off: policy {config.policy!r} reads camera images (use --render auto)")
+    image_size = policy.image_size or plan.protocol.model_image_size
+    info = run_info(config, plan, policy, render)
+    info["shard"] = None if shard is None else {"index": shard[0], "count": shard[1], "episodes": len(episodes)}
+    info["workers"] = workers
+    info["reset"] = "hard" if config.hard_reset else "fast (scene reused per task and seed)"
+    info["render_steps"] = {"on": "all", "off": "none", "auto": "lazy (steps the policy reads)"}[config.render]
+
+    if config.resume:
+        old = read_run(run_dir)
+        problems = identity_differences(old, as_json(info))
+        if problems:
+            raise VlaBenchError(f"cannot resume {run_dir}: it was started with other settings: {'; '.join(problems)}")
+        resumed = [*old.get("resumed", []), {"at": _now(), "command": sys.argv, "workers": workers}]
+        writer = RunWriter.reopen(run_dir, {**old, "resumed": resumed})
+        done = {record.key for record in read_episodes(run_dir)}
+        todo = [e for e in episodes if e.key not in done]
+    else:
+        writer = RunWriter.create(run_dir, {**info, "started_at": _now()})
+        todo = list(episodes)
+
+    rendering = Rendering("all" if config.render == "on" else "lazy")
+    if workers == 0:
+        executor: Any = SerialExecutor(
+            config.env, render, image_size, rendering, video if video.enabled else None, not config.hard_reset,
+            privileged=policy.needs_privileged,
+        )
+    else:
+        settings = PoolSettings(
+            workers=workers,
+            retries=config.retries,
+            timeout_s=config.worker_timeout,
+            start_timeout_s=max(600.0, 5 * config.worker_timeout),
+        )
+        executor = PoolExecutor(
+            settings, env_factory or config.env, render, image_size, rendering, video if video.enabled else None,
+            not config.hard_reset, privileged=policy.needs_privileged,
+        )
+    progress = Progress(len(episodes), config.progress, done=len(episodes) - len(todo))
     start = time.monotonic()
+
+    peak_rss: list[float] = [old.get("worker_peak_rss_mb") or 0.0] if config.resume else []
 
     def on_record(record: EpisodeRecord) -> None:
         writer.append(record)
         progress.update(record)
+        if record.worker_peak_rss_mb is not None:
+            peak_rss.append(record.worker_peak_rss_mb)
 
     status = "failed"
     try:
-        executor.run(episodes, policy, plan.protocol, on_record)
+        executor.run(todo, policy, plan.protocol, on_record, progress.step)
         status = "finished"
     except KeyboardInterrupt:
         status = "interrupted"
         raise
     finally:
         progress.close()
-        policy.close()
-        summary = writer.finish(status, finished_at=_now(), wall_s=round(time.monotonic() - start, 2))
+        summary = writer.finish(
+            status,
+            finished_at=_now(),
+            wall_s=round(time.monotonic() - start, 2),
+            worker_peak_rss_mb=max(peak_rss, default=None),
+        )
+        if status != "finished":
+            print(f"vla-bench: run {status}; continue it with --resume --output {run_dir}", file=sys.stderr)
     return RunResult(run_dir=run_dir, summary=summary)

@@ -34,5 +34,6 @@ def load_all() -> Registry[Command]:
     from vla_bench.commands import listing as _listing  # noqa: F401
     from vla_bench.commands import report as _report  # noqa: F401
     from vla_bench.commands import checkpoints as _checkpoints  # noqa: F401
+    from vla_bench.commands import merge as _merge  # noqa: F401
 
     return COMMANDS

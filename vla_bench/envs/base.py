@@ -26,6 +26,7 @@ class EnvSpec:
     settle_steps: int
     settle_action: tuple[float, ...]
     privileged: bool = False  # fill Observation.privileged with simulator state (scripted policies)
+    fast_reset: bool = True  # reuse the scene between episodes with the same seed (outcomes identical, tested)
 
     @classmethod
     def from_protocol(
@@ -37,6 +38,7 @@ class EnvSpec:
         render: bool = True,
         image_size: int | None = None,
         privileged: bool = False,
+        fast_reset: bool = True,
     ) -> EnvSpec:
         return cls(
             suite=suite,
@@ -49,6 +51,7 @@ class EnvSpec:
             settle_steps=protocol.settle_steps,
             settle_action=protocol.settle_action,
             privileged=privileged,
+            fast_reset=fast_reset,
         )
 
 
@@ -65,15 +68,20 @@ class Observation:
 
 
 class Env(TypingProtocol):
-    """One task's simulator. `start` begins an episode; `step` returns (observation, success)."""
+    """One task's simulator. `start` begins an episode; `step` returns (observation, success).
+
+    `render=False` skips the camera images of that observation (`images` is empty) without
+    changing anything else: the physics, the state vector and later rendered images are the same
+    as when every step is rendered. Executors use it on steps whose images the policy does not read.
+    """
 
     spec: EnvSpec
     language: str
     n_init_states: int
 
-    def start(self, init_idx: int, seed: int) -> Observation: ...
+    def start(self, init_idx: int, seed: int, render: bool = True) -> Observation: ...
 
-    def step(self, action: np.ndarray) -> tuple[Observation, bool]: ...
+    def step(self, action: np.ndarray, render: bool = True) -> tuple[Observation, bool]: ...
 
     def close(self) -> None: ...
 

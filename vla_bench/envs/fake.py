@@ -8,8 +8,11 @@ hooks (crash, hang, slowness) are injected through `FakeBehaviour`.
 from __future__ import annotations
 
 import dataclasses
+import os
+import signal
 import time
 import zlib
+from pathlib import Path
 
 import numpy as np
 
@@ -29,6 +32,8 @@ class FakeBehaviour:
     crash_at_step: int | None = None  # raise FakeSimulatorError at this policy step
     crash_episodes: frozenset[str] = frozenset()  # episode keys ("suite/task/init") that crash; empty: all
     hang_at_step: int | None = None  # sleep forever at this policy step
+    die_at_step: int | None = None  # SIGKILL the own process at this policy step (a segfaulting simulator)
+    once_dir: str | None = None  # if set, each episode misbehaves only once (a marker file per episode key)
 
 
 def _stable_rng(*parts: object) -> np.random.Generator:
@@ -53,7 +58,7 @@ class FakeEnv:
     def goal(self, init_idx: int) -> np.ndarray:
         return _stable_rng(self.spec.suite, self.spec.task_id, init_idx).uniform(-0.3, 0.3, size=3)
 
-    def start(self, init_idx: int, seed: int) -> Observation:
+    def start(self, init_idx: int, seed: int, render: bool = True) -> Observation:
         if not 0 <= init_idx < self.n_init_states:
             raise VlaBenchError(f"init state {init_idx} out of range (task has {self.n_init_states})")
         self._goal = self.goal(init_idx)
@@ -63,35 +68,49 @@ class FakeEnv:
         self._key = f"{self.spec.suite}/{self.spec.task_id}/{init_idx}"
         for _ in range(self.spec.settle_steps):
             self._advance(np.asarray(self.spec.settle_action))
-        return self._observe()
+        return self._observe(render)
 
     def _advance(self, action: np.ndarray) -> None:
         self._pos = self._pos + self.behaviour.step_scale * np.clip(action[:3], -1.0, 1.0)
         self._gripper = float(np.sign(action[6])) or self._gripper
 
+    def _first_time(self) -> bool:
+        """With `once_dir`, True only the first time this episode misbehaves (flaky faults)."""
+        if self.behaviour.once_dir is None:
+            return True
+        marker = Path(self.behaviour.once_dir) / self._key.replace("/", "_")
+        try:
+            marker.touch(exist_ok=False)
+        except FileExistsError:
+            return False
+        return True
+
     def _misbehave(self) -> None:
         b = self.behaviour
         targeted = not b.crash_episodes or self._key in b.crash_episodes
-        if b.crash_at_step is not None and self._steps == b.crash_at_step and targeted:
-            raise FakeSimulatorError(f"fake simulator crash at step {self._steps}")
-        if b.hang_at_step is not None and self._steps == b.hang_at_step and targeted:
-            while True:
+        faults = (b.crash_at_step, b.hang_at_step, b.die_at_step)
+        if targeted and self._steps in faults and self._first_time():
+            if b.crash_at_step == self._steps:
+                raise FakeSimulatorError(f"fake simulator crash at step {self._steps}")
+            if b.die_at_step == self._steps:
+                os.kill(os.getpid(), signal.SIGKILL)
+            while True:  # hang
                 time.sleep(3600)
         if b.step_seconds:
             time.sleep(b.step_seconds)
 
-    def step(self, action: np.ndarray) -> tuple[Observation, bool]:
+    def step(self, action: np.ndarray, render: bool = True) -> tuple[Observation, bool]:
         action = check_action(action)
         self._misbehave()
         self._advance(action)
         self._steps += 1
         success = bool(np.linalg.norm(self._pos - self._goal) < self.behaviour.tolerance)
-        return self._observe(), success
+        return self._observe(render), success
 
-    def _observe(self) -> Observation:
+    def _observe(self, render: bool = True) -> Observation:
         size = self.spec.image_size or self.spec.render_size
         images = {}
-        for i, camera in enumerate(self.spec.cameras):
+        for i, camera in enumerate(self.spec.cameras if render else ()):
             level = np.clip((self._pos[i % 3] + 1.0) * 127.5, 0, 255)
             images[camera] = np.full((size, size, 3), level, dtype=np.uint8)
         gripper_qpos = np.array([0.04, -0.04]) if self._gripper < 0 else np.array([0.0, 0.0])

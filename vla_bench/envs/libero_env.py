@@ -53,6 +53,25 @@ def make_raw_env(spec: EnvSpec, bddl: str):
     return ControlEnv(bddl_file_name=bddl, has_renderer=False, has_offscreen_renderer=False, use_camera_obs=False)
 
 
+class CameraGate:
+    """A robosuite camera sensor that renders only while `open`; otherwise it returns a blank image.
+
+    robosuite samples each observable at fixed sub-steps of a control step (its timer keeps running
+    whatever the sensor does), so swapping the sensor function, unlike disabling the observable
+    (which resets that timer), leaves the sub-step at which an image is taken unchanged: frames
+    rendered through an opened gate are bit-identical to those of an env that renders every step.
+    """
+
+    def __init__(self, real_sensor, height: int, width: int) -> None:
+        self.real = real_sensor
+        self.__modality__ = real_sensor.__modality__  # robosuite's @sensor marker
+        self.blank = np.zeros((height, width, 3), dtype=np.uint8)
+        self.open = False
+
+    def __call__(self, obs_cache):
+        return self.real(obs_cache) if self.open else self.blank
+
+
 class LiberoEnv:
     """One LIBERO task's env with the protocol's observation processing."""
 
@@ -68,27 +87,69 @@ class LiberoEnv:
             from vla_bench.envs.privileged import PrivilegedReader
 
             self._privileged = PrivilegedReader(self._env.env)
+        self._gates: list[CameraGate] = []
+        self._scene_seed: int | None = None  # seed of the last full (hard) reset
 
     @property
     def raw(self):
         """The underlying LIBERO ControlEnv (privileged access for tests and scripted policies)."""
         return self._env
 
-    def start(self, init_idx: int, seed: int) -> Observation:
+    def _install_gates(self) -> None:
+        """Put a CameraGate in front of every camera sensor. robosuite's hard reset installs fresh
+        sensors, so this runs after every reset."""
+        robosuite_env = self._env.env
+        self._gates = []
+        for camera in self.spec.cameras:
+            name = f"{camera}_image"
+            # robosuite has no public getter for an observable's sensor; we wrap it, unchanged.
+            current = robosuite_env._observables[name]._sensor
+            if isinstance(current, CameraGate):  # a soft reset keeps the sensors
+                gate = current
+            else:
+                gate = CameraGate(current, self.spec.render_size, self.spec.render_size)
+                robosuite_env.modify_observable(observable_name=name, attribute="sensor", modifier=gate)
+            self._gates.append(gate)
+
+    def _set_rendering(self, render: bool) -> None:
+        for gate in self._gates:
+            gate.open = render
+
+    def _soft_reset(self) -> None:
+        """robosuite's reset without rebuilding the model, the sim and the GL context (0.5 s instead of
+        ~2 s). With the same seed, LIBERO's hard reset rebuilds an identical scene, and
+        set_init_state then sets the whole sim state, so the episode is identical to one after a hard
+        reset: tests/test_engine_sim.py compares observations, images and sim states step by step."""
+        robosuite_env = self._env.env
+        previous, robosuite_env.hard_reset = robosuite_env.hard_reset, False
+        try:
+            self._env.reset()
+        finally:
+            robosuite_env.hard_reset = previous
+
+    def start(self, init_idx: int, seed: int, render: bool = True) -> Observation:
         if not 0 <= init_idx < self.n_init_states:
             raise VlaBenchError(f"init state {init_idx} out of range (task has {self.n_init_states})")
         self._env.seed(seed)
-        self._env.reset()
+        if self.spec.fast_reset and self._scene_seed == seed:
+            self._soft_reset()
+        else:
+            self._env.reset()
+            self._scene_seed = seed
+        self._install_gates()
+        self._set_rendering(render and self.spec.settle_steps == 0)
         raw = self._env.set_init_state(self._init_states[init_idx])
-        for _ in range(self.spec.settle_steps):
+        for i in range(self.spec.settle_steps):
+            self._set_rendering(render and i == self.spec.settle_steps - 1)
             raw, _, _, _ = self._env.step(self._settle)
         if self._privileged is not None:
             self._privileged.reset()  # reset() may rebuild the scene
-        return self._with_privileged(process_raw(raw, self.spec, self.language))
+        return self._with_privileged(process_raw(raw, self.spec, self.language, with_images=render))
 
-    def step(self, action: np.ndarray) -> tuple[Observation, bool]:
+    def step(self, action: np.ndarray, render: bool = True) -> tuple[Observation, bool]:
+        self._set_rendering(render)
         raw, _, done, _ = self._env.step(check_action(action))
-        return self._with_privileged(process_raw(raw, self.spec, self.language)), bool(done)
+        return self._with_privileged(process_raw(raw, self.spec, self.language, with_images=render)), bool(done)
 
     def _with_privileged(self, obs: Observation) -> Observation:
         if self._privileged is not None:

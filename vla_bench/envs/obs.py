@@ -54,8 +54,9 @@ def process_image(image: np.ndarray, spec: EnvSpec) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
-def process_raw(raw: Mapping[str, np.ndarray], spec: EnvSpec, instruction: str) -> Observation:
-    """Turn a robosuite observation dict into the protocol's Observation."""
-    images = {camera: process_image(raw[f"{camera}_image"], spec) for camera in spec.cameras}
+def process_raw(raw: Mapping[str, np.ndarray], spec: EnvSpec, instruction: str, with_images: bool = True) -> Observation:
+    """Turn a robosuite observation dict into the protocol's Observation (no images if not `with_images`)."""
+    cameras = spec.cameras if with_images else ()
+    images = {camera: process_image(raw[f"{camera}_image"], spec) for camera in cameras}
     state = state_vector(spec.state, raw["robot0_eef_pos"], raw["robot0_eef_quat"], raw["robot0_gripper_qpos"])
     return Observation(images=images, state=state, instruction=instruction)

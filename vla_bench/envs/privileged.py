@@ -125,6 +125,7 @@ class PrivilegedReader:
             "eef_pos": np.array(data.site_xpos[robot.eef_site_id]),
             "eef_mat": np.array(data.site_xmat[robot.eef_site_id]).reshape(3, 3),
             "gripper_qpos": np.array([data.qpos[i] for i in robot._ref_gripper_joint_pos_indexes]),
+            "robot_joint_pos": np.array([data.qpos[i] for i in robot._ref_joint_pos_indexes]),
             "robot_base": np.array(data.body_xpos[model.body_name2id(robot.robot_model.root_body)]),
             "bodies": bodies,
             "sites": sites,

@@ -71,6 +71,20 @@ def read_episodes(run_dir: Path) -> list[EpisodeRecord]:
     return records
 
 
+def drop_torn_tail(path: Path) -> bool:
+    """Cut a partial last line (a crash mid-append) off a JSON-lines file; True if one was cut."""
+    if not path.is_file():
+        return False
+    with open(path, "rb+") as f:
+        data = f.read()
+        if not data or data.endswith(b"\n"):
+            return False
+        f.truncate(data.rfind(b"\n") + 1)
+        f.flush()
+        os.fsync(f.fileno())
+    return True
+
+
 class RunWriter:
     """Owns one run folder: run.json, episodes.jsonl (append + fsync per record), summaries."""
 
@@ -86,6 +100,15 @@ class RunWriter:
             raise VlaBenchError(f"{run_dir} already holds a run; choose another --output")
         run_dir.mkdir(parents=True, exist_ok=True)
         writer = cls(run_dir, {"schema_version": SCHEMA_VERSION, **run_info, "status": "running"})
+        writer.save_run()
+        return writer
+
+    @classmethod
+    def reopen(cls, run_dir: Path, run_info: dict[str, Any]) -> RunWriter:
+        """Continue an existing run folder (resume): drops a torn last record so appends start on a
+        fresh line, and stores `run_info` (marked running) as the new run.json."""
+        drop_torn_tail(run_dir / EPISODES_FILE)
+        writer = cls(run_dir, {**run_info, "status": "running"})
         writer.save_run()
         return writer
 

@@ -35,6 +35,8 @@ class EpisodeRecord:
     status: str
     error: str | None = None
     schema_version: int = SCHEMA_VERSION
+    attempts: int = 1  # tries it took (a simulator crash retries the episode on a fresh worker)
+    worker_peak_rss_mb: float | None = None  # peak RSS of the env worker that ran it (pool executor)
 
     @property
     def key(self) -> str:
@@ -46,7 +48,8 @@ class EpisodeRecord:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EpisodeRecord:
         names = {f.name for f in dataclasses.fields(cls)}
-        missing = names - set(data) - {"error"}
+        optional = {f.name for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING} - {"schema_version"}
+        missing = names - set(data) - optional
         if missing:
             raise ValueError(f"missing fields {sorted(missing)}")
         for name, expected in _FIELD_TYPES.items():

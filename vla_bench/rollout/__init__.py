@@ -1,6 +1,7 @@
 """Executing episode lists: episode runner and executors."""
 
-from vla_bench.rollout.episode import run_episode
+from vla_bench.rollout.episode import Rendering, run_episode
+from vla_bench.rollout.pool import PoolExecutor, PoolSettings, WorkerError
 from vla_bench.rollout.serial import SerialExecutor
 
-__all__ = ["SerialExecutor", "run_episode"]
+__all__ = ["PoolExecutor", "PoolSettings", "Rendering", "SerialExecutor", "WorkerError", "run_episode"]

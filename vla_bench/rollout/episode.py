@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import traceback
 from typing import Callable
 
 import numpy as np
 
-from vla_bench.envs.base import Env
+from vla_bench.envs.base import Env, Observation
 from vla_bench.episodes import Episode
 from vla_bench.errors import PolicyOutputError
 from vla_bench.policies.base import Policy, check_actions
@@ -27,12 +28,36 @@ def simulator_errors() -> tuple[type[BaseException], ...]:
     except ImportError:
         pass
     try:
-        from robosuite.utils.errors import RobosuiteError
+        from robosuite.utils.errors import robosuiteError  # robosuite's base class (lower-case r)
 
-        errors.append(RobosuiteError)
+        errors.append(robosuiteError)
     except ImportError:
         pass
     return tuple(errors)
+
+
+RENDER_MODES = ("lazy", "all", "none")
+
+
+@dataclasses.dataclass(frozen=True)
+class Rendering:
+    """Which steps' camera images are rendered.
+
+    "lazy": the steps the policy reads (`Policy.reads_images`) and every step of an episode whose
+    video is recorded; "all": every step; "none": never. Rendering never changes an outcome.
+    """
+
+    mode: str = "lazy"
+
+    def __post_init__(self) -> None:
+        if self.mode not in RENDER_MODES:
+            raise ValueError(f"rendering mode {self.mode!r}: expected one of {RENDER_MODES}")
+
+    def needed(self, policy: Policy, episode: Episode, step: int, video: bool = False) -> bool:
+        """Whether the observation at policy step `step` (0 = after start) needs images."""
+        if self.mode == "none":
+            return False
+        return self.mode == "all" or video or policy.reads_images(episode.key, step)
 
 
 def validate_action(actions: np.ndarray) -> np.ndarray:
@@ -47,9 +72,12 @@ def run_episode(
     policy: Policy,
     episode: Episode,
     on_step: Callable[[], None] | None = None,
+    rendering: Rendering = Rendering("all"),
+    on_observation: Callable[[Observation], None] | None = None,
 ) -> EpisodeRecord:
     """Run one episode to success or its step limit. Policy output errors and simulator errors
-    become a record with status "error"; any other exception propagates."""
+    become a record with status "error"; any other exception propagates. `on_observation` sees
+    every observation (for videos; it makes rendering cover every step)."""
     start = time.monotonic()
     steps = 0
     success = False
@@ -68,13 +96,18 @@ def run_episode(
             error=error,
         )
 
+    video = on_observation is not None
     try:
-        obs = env.start(episode.init_idx, episode.seed)
         policy.reset(episode)
+        obs = env.start(episode.init_idx, episode.seed, render=rendering.needed(policy, episode, 0, video))
+        if on_observation is not None:
+            on_observation(obs)
         while steps < episode.max_steps:
             obs.episode, obs.step = episode.key, steps
             action = validate_action(policy.infer([obs]))
-            obs, success = env.step(action)
+            obs, success = env.step(action, render=rendering.needed(policy, episode, steps + 1, video))
+            if on_observation is not None:
+                on_observation(obs)
             steps += 1
             if on_step is not None:
                 on_step()

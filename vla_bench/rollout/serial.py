@@ -9,7 +9,8 @@ from vla_bench.envs.base import Env
 from vla_bench.episodes import Episode
 from vla_bench.policies.base import Policy
 from vla_bench.results.schema import EpisodeRecord
-from vla_bench.rollout.episode import run_episode
+from vla_bench.rollout.episode import Rendering, run_episode
+from vla_bench.rollout.video import VideoRecorder
 from vla_bench.specs import Protocol
 
 
@@ -18,12 +19,22 @@ class SerialExecutor:
     reference loop (build the task's env once, reset it for every episode)."""
 
     def __init__(
-        self, env_kind: str = "libero", render: bool = True, image_size: int | None = None, privileged: bool = False
+        self,
+        env_kind: str = "libero",
+        render: bool = True,
+        image_size: int | None = None,
+        rendering: Rendering = Rendering("all"),
+        video: VideoRecorder | None = None,
+        fast_reset: bool = True,
+        privileged: bool = False,
     ) -> None:
         self.env_kind = env_kind
+        self.fast_reset = fast_reset
         self.privileged = privileged
         self.render = render
         self.image_size = image_size
+        self.rendering = rendering if render else Rendering("none")
+        self.video = video
 
     def run(
         self,
@@ -42,16 +53,23 @@ class SerialExecutor:
                         env.close()
                         env = None
                     spec = EnvSpec.from_protocol(
-                        protocol,
-                        episode.suite,
-                        episode.task_id,
-                        render=self.render,
-                        image_size=self.image_size,
-                        privileged=self.privileged,
+                        protocol, episode.suite, episode.task_id, render=self.render, image_size=self.image_size,
+                        fast_reset=self.fast_reset, privileged=self.privileged,
                     )
                     env = make_env(self.env_kind, spec)
                     current = (episode.suite, episode.task_id)
-                on_record(run_episode(env, policy, episode, on_step))
+                frames: list | None = [] if self.video is not None and self.video.wants(episode) else None
+
+                def keep_frame(obs, frames=frames) -> None:
+                    if self.video is not None and self.video.camera in obs.images:
+                        frames.append(obs.images[self.video.camera])
+
+                record = run_episode(
+                    env, policy, episode, on_step, self.rendering, keep_frame if frames is not None else None
+                )
+                if frames is not None:
+                    self.video.save(record, frames)
+                on_record(record)
         finally:
             if env is not None:
                 env.close()

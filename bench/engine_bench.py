@@ -1,0 +1,240 @@
+"""Throughput benchmark of the rollout engine on real LIBERO (run by `make bench`).
+
+Measures, in one run on this machine, env steps per second for:
+  (a) the plain serial loop: one env, render every step, LIBERO's default (hard) reset;
+  (b) the engine with 1, 2 and 4 workers, zero policy, rendering every step;
+  (c) the engine with a synthetic policy that takes a fixed 50 ms per batch, against the ideal
+      max(sim time / workers, policy time);
+  (d) lazy rendering with a policy that reads one observation per 8-action chunk.
+Every configuration runs the same episodes (libero_spatial task 0, init states 0..E-1, S steps each;
+the zero policy never succeeds, so every episode runs S steps). Rates are steady state, between 10%
+and 90% of the steps (resets included; env builds and the unbalanced tail left out); rates over the
+whole wall time are reported too. Writes bench/results/<date>-<host>.json and a markdown table of ratios next to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from vla_bench.envs import EnvSpec, make_env
+from vla_bench.envs.base import Observation
+from vla_bench.episodes import Episode
+from vla_bench.errors import VlaBenchError
+from vla_bench.policies.base import Policy
+from vla_bench.results import provenance
+from vla_bench.rollout import PoolExecutor, PoolSettings, Rendering
+from vla_bench.rollout.resources import check_workers
+from vla_bench.specs import protocols
+
+SUITE, TASK = "libero_spatial", 0
+PROTOCOL = protocols().get("openvla")
+ZERO_ACTION = np.array([0, 0, 0, 0, 0, 0, -1.0])
+POLICY_SECONDS = 0.05  # the synthetic policy's time per batch
+
+
+class BenchPolicy(Policy):
+    """Zero actions; optionally a fixed delay per batch (a GPU model) and reading images once per chunk."""
+
+    def __init__(self, seconds_per_batch: float = 0.0, chunk: int = 1) -> None:
+        self.seconds_per_batch = seconds_per_batch
+        self.chunk = chunk
+        self.batches = 0
+
+    def reads_images(self, episode: str, step: int) -> bool:
+        return step % self.chunk == 0
+
+    def infer(self, observations: Sequence[Observation]) -> np.ndarray:
+        self.batches += 1
+        if self.seconds_per_batch:
+            time.sleep(self.seconds_per_batch)
+        return np.tile(ZERO_ACTION, (len(observations), 1))
+
+
+def episodes(count: int, steps: int) -> list[Episode]:
+    return [Episode(SUITE, TASK, i, PROTOCOL.env_seed, steps) for i in range(count)]
+
+
+def steady_rate(stamps: list[float]) -> tuple[float, float]:
+    """Steps/s between 10% and 90% of the steps (leaves out env builds and the unbalanced tail),
+    and the length of that window in seconds."""
+    lo, hi = int(0.1 * len(stamps)), int(0.9 * len(stamps)) - 1
+    window = stamps[hi] - stamps[lo]
+    return (hi - lo) / window, window
+
+
+def row(name: str, workers: int, steps: int, wall: float, stamps: list[float]) -> dict:
+    rate, window = steady_rate(stamps)
+    return {
+        "name": name, "workers": workers, "steps": steps, "wall_s": wall,
+        "steps_per_s": rate, "window_s": window, "steps_per_s_incl_setup": steps / wall,
+    }
+
+
+def serial_loop(eps: list[Episode]) -> dict:
+    """(a) The reference loop: one env, every step rendered, hard reset per episode."""
+    start = time.monotonic()
+    spec = EnvSpec.from_protocol(PROTOCOL, SUITE, TASK, image_size=PROTOCOL.model_image_size, fast_reset=False)
+    env = make_env("libero", spec)
+    stamps: list[float] = []
+    try:
+        for episode in eps:
+            env.start(episode.init_idx, episode.seed)
+            for _ in range(episode.max_steps):
+                env.step(ZERO_ACTION)
+                stamps.append(time.monotonic())
+    finally:
+        env.close()
+    return row("serial loop, render every step, hard reset", 1, len(stamps), time.monotonic() - start, stamps)
+
+
+def engine(eps: list[Episode], workers: int, policy: BenchPolicy, rendering: str, label: str) -> dict:
+    start = time.monotonic()
+    records = []
+    stamps: list[float] = []
+    executor = PoolExecutor(
+        PoolSettings(workers=workers), "libero", render=True, image_size=PROTOCOL.model_image_size,
+        rendering=Rendering(rendering),
+    )
+    executor.run(eps, policy, PROTOCOL, records.append, lambda: stamps.append(time.monotonic()))
+    bad = [r.error for r in records if r.status != "ok"]
+    if bad:
+        raise RuntimeError(f"benchmark episodes failed: {bad}")
+    result = row(label, workers, len(stamps), time.monotonic() - start, stamps)
+    result.update(policy_batches=policy.batches, peak_rss_mb=max(r.worker_peak_rss_mb for r in records))
+    return result
+
+
+def against_ideal(result: dict, sim_rate: float, workers: int) -> dict:
+    """Ideal time per step = max(sim time per step with this many workers and no policy, policy time
+    per step when every batch serves all the workers' envs); compared on the steady-state window."""
+    ideal_rate = min(sim_rate, workers / POLICY_SECONDS)
+    result["ideal_steps_per_s"] = ideal_rate
+    result["wall_over_ideal"] = ideal_rate / result["steps_per_s"]
+    return result
+
+
+def load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--episodes", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=60, help="policy steps per episode (rendered runs)")
+    parser.add_argument("--lazy-steps", type=int, default=120, help="policy steps per episode for (d)")
+    parser.add_argument("--workers", default="1,2,4", help="worker counts for (b)")
+    parser.add_argument("--policy-workers", default="2,4", help="worker counts for (c) (must also be in --workers)")
+    parser.add_argument("--lazy-workers", type=int, default=2, help="workers for (d)")
+    parser.add_argument("--output", default=str(Path(__file__).resolve().parent / "results"))
+    parser.add_argument("--note", default="", help="free text stored with the results (e.g. machine shared)")
+    args = parser.parse_args(argv)
+    worker_counts = []
+    for w in (int(w) for w in args.workers.split(",")):
+        try:
+            check_workers(w, "libero", force=False)
+            worker_counts.append(w)
+        except VlaBenchError as exc:
+            print(f"skipping {w} workers: {exc}", flush=True)
+            args.note = f"{args.note} Skipped {w} workers: {exc}".strip()
+    eps = episodes(args.episodes, args.steps)
+    load_before = load()
+    started = time.monotonic()
+    rows = []
+
+    def done(result: dict) -> None:
+        rows.append({k: round(v, 3) if isinstance(v, float) else v for k, v in result.items()})
+        print(f"{result['name']:<58} {result['steps_per_s']:7.2f} steps/s steady  ({result['wall_s']:.1f} s in all)", flush=True)
+
+    done(serial_loop(eps))
+    serial = rows[0]["steps_per_s"]
+    for w in worker_counts:
+        done(engine(eps, w, BenchPolicy(), "all", f"engine, {w} worker(s), zero policy, render every step"))
+
+    slow_every = {}
+    for w in (int(w) for w in args.policy_workers.split(",")):
+        zero_w = next((r for r in rows[1:] if r["workers"] == w), None)
+        if zero_w is None:
+            continue
+        label = f"engine, {w} workers, 50 ms policy, render every step"
+        done(against_ideal(engine(eps, w, BenchPolicy(POLICY_SECONDS), "all", label), zero_w["steps_per_s"], w))
+        slow_every[w] = rows[-1]
+    w = args.lazy_workers
+    lazy_eps = episodes(args.episodes, args.lazy_steps)
+    done(engine(lazy_eps, w, BenchPolicy(chunk=8), "all", f"engine, {w} workers, 8-action chunks, render every step"))
+    every = rows[-1]
+    done(engine(lazy_eps, w, BenchPolicy(chunk=8), "lazy", f"engine, {w} workers, 8-action chunks, lazy rendering"))
+    lazy = rows[-1]
+    label = f"engine, {w} workers, 8-action chunks, lazy, 50 ms policy"
+    done(against_ideal(engine(lazy_eps, w, BenchPolicy(POLICY_SECONDS, chunk=8), "lazy", label), lazy["steps_per_s"], w))
+    slow_lazy = rows[-1]
+
+    ratios = {f"{r['workers']} workers / serial loop": r["steps_per_s"] / serial for r in rows[1: 1 + len(worker_counts)]}
+    for workers, r in slow_every.items():
+        ratios[f"50 ms policy, {workers} workers: time / ideal (render every step)"] = r["wall_over_ideal"]
+    ratios[f"50 ms policy, {w} workers: time / ideal (lazy, chunks of 8)"] = slow_lazy["wall_over_ideal"]
+    ratios["lazy / render-every-step (chunks of 8)"] = lazy["steps_per_s"] / every["steps_per_s"]
+    now = dt.datetime.now(dt.timezone.utc)
+    result = {
+        "date": now.isoformat(timespec="seconds"),
+        "host": provenance.host(),
+        "cpu_count": os.cpu_count(),
+        "load_average_before": load_before,
+        "load_average_after": load(),
+        "note": args.note,
+        "settings": {
+            "suite": SUITE, "task": TASK, "protocol": PROTOCOL.name, "render_size": PROTOCOL.render_size,
+            "cameras": list(PROTOCOL.cameras), "episodes": args.episodes, "steps": args.steps,
+            "lazy_steps": args.lazy_steps, "renderer": provenance.renderer(),
+        },
+        "versions": provenance.versions(),
+        "git": provenance.git_commit(),
+        "rows": rows,
+        "ratios": {k: round(v, 3) for k, v in ratios.items()},
+        "bench_wall_s": round(time.monotonic() - started, 1),
+    }
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"{now:%Y-%m-%d}-{socket.gethostname()}"
+    (out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / f"{stem}.md").write_text(markdown(result))
+    print(markdown(result))
+    print(f"wrote {out / stem}.json and .md")
+    return 0
+
+
+def markdown(result: dict) -> str:
+    lines = [
+        f"# Engine benchmark, {result['date']} on {result['host']['hostname']} ({result['cpu_count']} CPUs)",
+        "",
+        f"libero_spatial task 0, {result['settings']['protocol']} protocol ({result['settings']['render_size']} px, "
+        f"{len(result['settings']['cameras'])} cameras), {result['settings']['episodes']} episodes of "
+        f"{result['settings']['steps']} steps ({result['settings']['lazy_steps']} for the chunked rows); "
+        "steps/s are steady state (between 10% and 90% of the steps: resets included, env builds and the "
+        "unbalanced tail left out); the last columns include everything. Load average before/after: "
+        f"{result['load_average_before']} / {result['load_average_after']}.",
+    ]
+    if result["note"]:
+        lines += ["", f"Note: {result['note']}"]
+    lines += ["", "| configuration | steps/s | time / ideal | wall s (all) | steps/s (all) |", "|---|---:|---:|---:|---:|"]
+    for r in result["rows"]:
+        ideal = f"{r['wall_over_ideal']:.2f}" if "wall_over_ideal" in r else ""
+        lines.append(
+            f"| {r['name']} | {r['steps_per_s']:.2f} | {ideal} | {r['wall_s']:.1f} | {r['steps_per_s_incl_setup']:.2f} |"
+        )
+    lines += ["", "| ratio | value |", "|---|---:|"]
+    lines += [f"| {k} | {v:.2f} |" for k, v in result["ratios"].items()]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
