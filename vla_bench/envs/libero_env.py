@@ -115,6 +115,21 @@ class LiberoEnv:
         for gate in self._gates:
             gate.open = render
 
+    def _owns_gl_context(self) -> bool:
+        """Whether this env's GL context is still the current one. robosuite renders into whichever
+        context is current; once another env in this process has built or freed a context, only a
+        hard reset (which builds a fresh context) renders this env's frames correctly again."""
+        context = getattr(self._env.env.sim, "_render_context_offscreen", None)
+        if context is None:
+            return True  # headless: no GL at all
+        if os.environ.get("MUJOCO_GL", "egl") != "egl":
+            return False  # no cheap way to ask other backends; keep the safe path
+        from OpenGL import EGL
+
+        current = EGL.eglGetCurrentContext()
+        own = getattr(context.gl_ctx, "_context", None)
+        return bool(current) and own is not None and current.address == own.address
+
     def _soft_reset(self) -> None:
         """robosuite's reset without rebuilding the model, the sim and the GL context (0.5 s instead of
         ~2 s). With the same seed, LIBERO's hard reset rebuilds an identical scene, and
@@ -131,7 +146,7 @@ class LiberoEnv:
         if not 0 <= init_idx < self.n_init_states:
             raise VlaBenchError(f"init state {init_idx} out of range (task has {self.n_init_states})")
         self._env.seed(seed)
-        if self.spec.fast_reset and self._scene_seed == seed:
+        if self.spec.fast_reset and self._scene_seed == seed and self._owns_gl_context():
             self._soft_reset()
         else:
             self._env.reset()
