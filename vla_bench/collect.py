@@ -89,11 +89,13 @@ def env_args(protocol: Protocol, suite: str, task_id: int, image_size: int) -> d
     """How to rebuild the env that produced a demo (LIBERO ControlEnv keyword arguments)."""
     from vla_bench.envs.libero_env import load_task
 
+    from libero.libero.envs.bddl_utils import get_problem_info
+
     task, _, bddl = load_task(suite, task_id)
     return {
         "type": 1,
         "env_name": task.name,
-        "problem_name": task.problem,
+        "problem_name": get_problem_info(bddl)["problem_name"],
         "bddl_file": bddl,
         "env_kwargs": {
             "bddl_file_name": bddl,

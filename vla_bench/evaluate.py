@@ -8,7 +8,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from vla_bench.config import EvalConfig
 from vla_bench.episodes import Episode, RunPlan, make_plan
@@ -139,10 +139,18 @@ def resolve_workers(config: EvalConfig) -> int:
     return workers
 
 
-def evaluate(config: EvalConfig, env_factory: EnvFactory | None = None) -> RunResult:
+def evaluate(
+    config: EvalConfig,
+    env_factory: EnvFactory | None = None,
+    *,
+    wrap_policy: Callable[[Policy], Policy] | None = None,
+    on_record: Callable[[EpisodeRecord], None] | None = None,
+) -> RunResult:
     """Run the evaluation described by `config`; returns the run folder and its summary.
 
-    `env_factory` (Python API and tests) replaces the env named by `config.env` in pool workers.
+    `env_factory` (Python API and tests) replaces the env named by `config.env` in pool workers;
+    `wrap_policy` wraps the built policy (e.g. a demonstration recorder) and `on_record` sees every
+    episode record after it is written.
     """
     plan = make_plan(
         suite=config.suite,
@@ -172,8 +180,10 @@ def evaluate(config: EvalConfig, env_factory: EnvFactory | None = None) -> RunRe
         strict_protocol=config.strict_protocol,
     )
     policy = make_policy(config.policy, context)
+    if wrap_policy is not None:
+        policy = wrap_policy(policy)
     try:
-        return _execute(config, plan, episodes, shard, workers, policy, env_factory)
+        return _execute(config, plan, episodes, shard, workers, policy, env_factory, on_record)
     finally:
         policy.close()
 
@@ -186,6 +196,7 @@ def _execute(
     workers: int,
     policy: Policy,
     env_factory: EnvFactory | None,
+    extra_on_record: Callable[[EpisodeRecord], None] | None = None,
 ) -> RunResult:
     """Create (or reopen, for --resume) the run folder and run the episodes that lack a record."""
     policy.validate(episodes)
@@ -241,6 +252,8 @@ def _execute(
         progress.update(record)
         if record.worker_peak_rss_mb is not None:
             peak_rss.append(record.worker_peak_rss_mb)
+        if extra_on_record is not None:
+            extra_on_record(record)
 
     status = "failed"
     try:

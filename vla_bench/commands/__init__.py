@@ -29,6 +29,7 @@ def command(name: str, config: type) -> Callable[[Callable[[Any], int]], Callabl
 
 def load_all() -> Registry[Command]:
     """Import every command module (registration happens on import)."""
+    from vla_bench.commands import collect as _collect  # noqa: F401
     from vla_bench.commands import doctor as _doctor  # noqa: F401
     from vla_bench.commands import eval as _eval  # noqa: F401
     from vla_bench.commands import listing as _listing  # noqa: F401
