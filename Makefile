@@ -41,13 +41,14 @@ eval-libero: $(STAMP)
 # CI regression gate: a small fixed real-LIBERO evaluation (rendering off) gated against the reference
 # run committed at GATE_REFERENCE (see scripts/gate.sh). `make gate-reference` re-creates the reference
 # after the selection below changes; commit it.
-GATE_POLICY ?= zero
+# The scripted expert (deterministic, no rendering) on init states 0-2 of every task of the four suites.
+GATE_POLICY ?= expert
 GATE_CHECKPOINT ?=
 GATE_PROTOCOL ?= openvla
-GATE_SUITES ?= libero_object
-GATE_TASKS ?= 0
-GATE_TRIALS ?= 2
-GATE_MAX_STEPS ?= 20
+GATE_SUITES ?= libero_object,libero_spatial,libero_goal,libero_10
+GATE_TASKS ?= 0-9
+GATE_TRIALS ?= 3
+GATE_MAX_STEPS ?=
 GATE_REFERENCE ?= results/reference/gate
 GATE_ARGS ?=
 GATE_ENV = VLA_BENCH=$(VENV)/bin/vla-bench GATE_POLICY=$(GATE_POLICY) GATE_CHECKPOINT=$(GATE_CHECKPOINT) \

@@ -12,13 +12,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VLA_BENCH=${VLA_BENCH:-.venv/bin/vla-bench}
-GATE_POLICY=${GATE_POLICY:-zero}
+# Defaults mirror the Makefile's; an empty GATE_MAX_STEPS means the protocol's step limits.
+GATE_POLICY=${GATE_POLICY:-expert}
 GATE_CHECKPOINT=${GATE_CHECKPOINT:-}
 GATE_PROTOCOL=${GATE_PROTOCOL:-openvla}
-GATE_SUITES=${GATE_SUITES:-libero_object}
-GATE_TASKS=${GATE_TASKS:-0}
-GATE_TRIALS=${GATE_TRIALS:-2}
-GATE_MAX_STEPS=${GATE_MAX_STEPS:-20}
+GATE_SUITES=${GATE_SUITES:-libero_object,libero_spatial,libero_goal,libero_10}
+GATE_TASKS=${GATE_TASKS:-0-9}
+GATE_TRIALS=${GATE_TRIALS:-3}
+GATE_MAX_STEPS=${GATE_MAX_STEPS-}
 GATE_REFERENCE=${GATE_REFERENCE:-results/reference/gate}
 GATE_ARGS=${GATE_ARGS:-}  # extra `vla-bench gate` flags, e.g. "--min-success 0.8 --test barnard"
 
