@@ -4,12 +4,13 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-# eval-libero selection: a real LIBERO evaluation that finishes in a few minutes on a 2-core CPU.
+# eval-libero selection: a real LIBERO evaluation that finishes in a few minutes on a 2-core CPU
+# (the scripted expert needs no rendering).
 SUITES ?= libero_spatial,libero_object,libero_goal,libero_10
-POLICY ?= zero
+POLICY ?= expert
 CHECKPOINT ?=
 PROTOCOL ?= openvla
-TASKS ?= 0
+TASKS ?= 0-4
 TRIALS ?= 2
 MAX_STEPS ?=
 OUTPUT ?=
