@@ -18,7 +18,7 @@ def test_eval_writes_the_run_folder(tmp_path, capsys):
     assert code == 0
     assert "| libero_object | 0.0% | 0 / 2 | 0 |" in capsys.readouterr().out
     assert sorted(p.name for p in out.iterdir()) == ["episodes.jsonl", "run.json", "summary.csv", "summary.md"]
-    records = read_jsonl(out / "episodes.jsonl")
+    records = sorted(read_jsonl(out / "episodes.jsonl"), key=lambda r: r["init_idx"])  # file: completion order
     assert all(RECORD_FIELDS <= set(r) for r in records)
     assert [(r["init_idx"], r["steps"], r["status"]) for r in records] == [(0, 20, "ok"), (1, 20, "ok")]
     run = json.loads((out / "run.json").read_text())
