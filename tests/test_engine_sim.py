@@ -37,7 +37,7 @@ def test_lazy_rendering_and_scene_reuse_are_bit_identical_to_the_reference_loop(
     """Reference: a fresh env, hard reset, every step rendered. Against it: an env that ran another
     episode first (so this one starts from a soft reset) and renders every 8th step only."""
     protocol = protocols().get("openvla")
-    spec = EnvSpec.from_protocol(protocol, "libero_spatial", 0, image_size=224)
+    spec = EnvSpec.from_protocol(protocol, "libero_spatial", 0, image_size=224, fast_reset=True)
     actions = random_actions(17)
     reference_env = make_env("libero", dataclasses.replace(spec, fast_reset=False))
     try:

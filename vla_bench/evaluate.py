@@ -209,7 +209,7 @@ def _execute(
     info = run_info(config, plan, policy, render)
     info["shard"] = None if shard is None else {"index": shard[0], "count": shard[1], "episodes": len(episodes)}
     info["workers"] = workers
-    info["reset"] = "hard" if config.hard_reset else "fast (scene reused per task and seed)"
+    info["reset"] = "fast (scene reused per task and seed; experimental)" if config.fast_reset else "hard"
     info["render_steps"] = {"on": "all", "off": "none", "auto": "lazy (steps the policy reads)"}[config.render]
 
     if config.resume:
@@ -228,7 +228,7 @@ def _execute(
     rendering = Rendering("all" if config.render == "on" else "lazy")
     if workers == 0:
         executor: Any = SerialExecutor(
-            config.env, render, image_size, rendering, video if video.enabled else None, not config.hard_reset,
+            config.env, render, image_size, rendering, video if video.enabled else None, config.fast_reset,
             privileged=policy.needs_privileged,
         )
     else:
@@ -240,7 +240,7 @@ def _execute(
         )
         executor = PoolExecutor(
             settings, env_factory or config.env, render, image_size, rendering, video if video.enabled else None,
-            not config.hard_reset, privileged=policy.needs_privileged,
+            config.fast_reset, privileged=policy.needs_privileged,
         )
     progress = Progress(len(episodes), config.progress, done=len(episodes) - len(todo))
     start = time.monotonic()

@@ -26,7 +26,7 @@ class EnvSpec:
     settle_steps: int
     settle_action: tuple[float, ...]
     privileged: bool = False  # fill Observation.privileged with simulator state (scripted policies)
-    fast_reset: bool = True  # reuse the scene between episodes with the same seed (outcomes identical, tested)
+    fast_reset: bool = False  # reuse the scene between episodes with the same seed (experimental: not always identical)
 
     @classmethod
     def from_protocol(
@@ -38,7 +38,7 @@ class EnvSpec:
         render: bool = True,
         image_size: int | None = None,
         privileged: bool = False,
-        fast_reset: bool = True,
+        fast_reset: bool = False,
     ) -> EnvSpec:
         return cls(
             suite=suite,

@@ -132,9 +132,10 @@ class LiberoEnv:
 
     def _soft_reset(self) -> None:
         """robosuite's reset without rebuilding the model, the sim and the GL context (0.5 s instead of
-        ~2 s). With the same seed, LIBERO's hard reset rebuilds an identical scene, and
-        set_init_state then sets the whole sim state, so the episode is identical to one after a hard
-        reset: tests/test_engine_sim.py compares observations, images and sim states step by step."""
+        ~2 s). Experimental and off by default: set_init_state sets qpos/qvel/time but not all of the
+        simulator's state, and the scripted expert on libero_spatial task 4 (a bowl in a drawer) ends
+        episodes in different step counts than after LIBERO's own reset (e.g. init state 1: 117 vs
+        118). On libero_spatial task 0 with random actions it is bit-identical (tests/test_engine_sim.py)."""
         robosuite_env = self._env.env
         previous, robosuite_env.hard_reset = robosuite_env.hard_reset, False
         try:

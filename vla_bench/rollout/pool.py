@@ -98,7 +98,7 @@ class PoolExecutor:
         image_size: int | None = None,
         rendering: Rendering = Rendering("lazy"),
         video: VideoRecorder | None = None,
-        fast_reset: bool = True,
+        fast_reset: bool = False,
         privileged: bool = False,
     ) -> None:
         self.settings = settings

@@ -25,7 +25,7 @@ class SerialExecutor:
         image_size: int | None = None,
         rendering: Rendering = Rendering("all"),
         video: VideoRecorder | None = None,
-        fast_reset: bool = True,
+        fast_reset: bool = False,
         privileged: bool = False,
     ) -> None:
         self.env_kind = env_kind
