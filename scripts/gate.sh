@@ -21,7 +21,7 @@ GATE_TASKS=${GATE_TASKS:-0-9}
 GATE_TRIALS=${GATE_TRIALS:-3}
 GATE_MAX_STEPS=${GATE_MAX_STEPS-}
 GATE_REFERENCE=${GATE_REFERENCE:-results/reference/gate}
-GATE_ARGS=${GATE_ARGS:-}  # extra `vla-bench gate` flags, e.g. "--min-success 0.8 --test barnard"
+GATE_ARGS=${GATE_ARGS:-}  # extra `vla-bench gate` flags, e.g. "--min-success 0.8 --test boschloo"
 
 evaluate() {  # $1: output run folder (must not exist)
   local args=(eval --policy "$GATE_POLICY" --protocol "$GATE_PROTOCOL" --suite "$GATE_SUITES"
