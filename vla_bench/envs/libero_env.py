@@ -89,6 +89,9 @@ class LiberoEnv:
             self._privileged = PrivilegedReader(self._env.env)
         self._gates: list[CameraGate] = []
         self._scene_seed: int | None = None  # seed of the last full (hard) reset
+        # LIBERO appends one open/close (or on/off) sampler per scene build and never drops the old
+        # ones; see _forget_stale_samplers.
+        self._n_property_samplers = len(self._env.env.object_property_initializers)
 
     @property
     def raw(self):
@@ -130,6 +133,20 @@ class LiberoEnv:
         own = getattr(context.gl_ctx, "_context", None)
         return bool(current) and own is not None and current.address == own.address
 
+    def _forget_stale_samplers(self) -> None:
+        """Make the coming reset draw exactly the random numbers of a freshly built env's first reset.
+
+        Every LIBERO scene build (each hard reset) appends a new sampler for each articulated fixture
+        (drawer open/closed, stove on/off) to `object_property_initializers` and keeps the old ones,
+        and each reset draws one number from every sampler before placing the fixtures. The n-th
+        reset of an env therefore places fixtures such as the wooden cabinet up to ~1 cm away from
+        where the first reset of a fresh env does, from the same seed; init states set only qpos/qvel,
+        so the fixture stays there. Without this an episode's outcome depends on how many episodes
+        its env ran before (expert, libero_spatial task 4, init state 1: 117 steps first, 118 after one
+        other episode, 116 after two). Dropping the stale samplers, which only repeat the draw for
+        the same joint, makes every episode start like the first episode of a fresh env."""
+        del self._env.env.object_property_initializers[self._n_property_samplers :]
+
     def _soft_reset(self) -> None:
         """robosuite's reset without rebuilding the model, the sim and the GL context (0.5 s instead of
         ~2 s). Experimental and off by default: set_init_state sets qpos/qvel/time but not all of the
@@ -150,6 +167,7 @@ class LiberoEnv:
         if self.spec.fast_reset and self._scene_seed == seed and self._owns_gl_context():
             self._soft_reset()
         else:
+            self._forget_stale_samplers()  # a soft reset builds no scene, so adds no sampler
             self._env.reset()
             self._scene_seed = seed
         self._install_gates()
