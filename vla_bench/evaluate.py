@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from vla_bench.config import EvalConfig
+from vla_bench.envs.base import EPISODE_START
 from vla_bench.episodes import Episode, RunPlan, make_plan
 from vla_bench.errors import VlaBenchError
 from vla_bench.policies import Policy, PolicyContext, make_policy
@@ -72,6 +73,7 @@ def run_info(config: EvalConfig, plan: RunPlan, policy: Policy, render: bool) ->
         "episodes_planned": len(plan.episodes()),
         "policy": policy_info(config, policy),
         "env": config.env,
+        "episode_start": EPISODE_START,
         "rendering": render,
         "image_size": policy.image_size or plan.protocol.model_image_size,
         "renderer": provenance.renderer() if config.env == "libero" else None,
@@ -209,7 +211,7 @@ def _execute(
     info = run_info(config, plan, policy, render)
     info["shard"] = None if shard is None else {"index": shard[0], "count": shard[1], "episodes": len(episodes)}
     info["workers"] = workers
-    info["reset"] = "fast (scene reused per task and seed; experimental)" if config.fast_reset else "hard"
+    info["reset"] = "soft (scene reused per task and seed)" if config.fast_reset else "hard"
     info["render_steps"] = {"on": "all", "off": "none", "auto": "lazy (steps the policy reads)"}[config.render]
 
     if config.resume:

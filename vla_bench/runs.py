@@ -12,7 +12,7 @@ SIMULATOR_PACKAGES = ("mujoco", "robosuite", "libero", "bddl")
 
 # run.json entries that decide which episodes run and what they mean; a resumed run and the shards
 # of a merge must agree on all of them.
-IDENTITY_FIELDS = ("protocol", "suites", "tasks", "trials", "max_steps", "seed", "env", "image_size")
+IDENTITY_FIELDS = ("protocol", "suites", "tasks", "trials", "max_steps", "seed", "env", "episode_start", "image_size")
 
 
 def parse_shard(text: str) -> tuple[int, int]:

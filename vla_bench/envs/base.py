@@ -11,6 +11,11 @@ from vla_bench.specs import Protocol
 
 ACTION_DIM = 7
 
+# How every episode's scene is set up, recorded in run.json: like the first episode of a freshly built
+# env seeded with the episode's seed, whatever its env ran before (LIBERO's own loop places fixtures
+# differently from the second episode of an env on; see LiberoEnv._forget_stale_samplers).
+EPISODE_START = "fresh-env"
+
 
 @dataclasses.dataclass(frozen=True)
 class EnvSpec:

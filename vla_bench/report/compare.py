@@ -13,6 +13,7 @@ SIMPLE_FIELDS: tuple[tuple[str, Callable[[LoadedRun], Any]], ...] = (
     ("simulator (env)", lambda r: r.info.get("env")),
     ("trials per task", lambda r: r.info.get("trials")),
     ("env seed", lambda r: r.info.get("seed")),
+    ("episode start", lambda r: r.info.get("episode_start")),
     ("renderer (MUJOCO_GL)", lambda r: r.info.get("renderer")),
 )
 
