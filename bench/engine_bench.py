@@ -2,7 +2,9 @@
 
 Measures, in one run on this machine, env steps per second for:
   (a) the plain serial loop: one env, render every step, LIBERO's default (hard) reset;
-  (b) the engine with 1, 2 and 4 workers, zero policy, rendering every step;
+  (b) the engine with 1, 2 and 4 workers, zero policy, rendering every step, with its default
+      soft reset (scene reused; bit-identical, bench/check_reset.py), and 2 workers with LIBERO's
+      hard reset;
   (c) the engine with a synthetic policy that takes a fixed 50 ms per batch, against the ideal
       max(sim time / workers, policy time);
   (d) lazy rendering with a policy that reads one observation per 8-action chunk.
@@ -32,7 +34,7 @@ from vla_bench.episodes import Episode
 from vla_bench.errors import VlaBenchError
 from vla_bench.policies.base import Policy
 from vla_bench.results import provenance
-from vla_bench.rollout import PoolExecutor, PoolSettings, Rendering
+from vla_bench.rollout import EnvOptions, PoolExecutor, PoolSettings, Rendering
 from vla_bench.rollout.resources import check_workers
 from vla_bench.specs import protocols
 
@@ -97,14 +99,12 @@ def serial_loop(eps: list[Episode]) -> dict:
     return row("serial loop, render every step, hard reset", 1, len(stamps), time.monotonic() - start, stamps)
 
 
-def engine(eps: list[Episode], workers: int, policy: BenchPolicy, rendering: str, label: str) -> dict:
+def engine(eps: list[Episode], workers: int, policy: BenchPolicy, rendering: str, label: str, soft: bool = True) -> dict:
     start = time.monotonic()
     records = []
     stamps: list[float] = []
-    executor = PoolExecutor(
-        PoolSettings(workers=workers), "libero", render=True, image_size=PROTOCOL.model_image_size,
-        rendering=Rendering(rendering),
-    )
+    options = EnvOptions(image_size=PROTOCOL.model_image_size, rendering=Rendering(rendering), fast_reset=soft)
+    executor = PoolExecutor(PoolSettings(workers=workers), "libero", options)
     executor.run(eps, policy, PROTOCOL, records.append, lambda: stamps.append(time.monotonic()))
     bad = [r.error for r in records if r.status != "ok"]
     if bad:
@@ -159,10 +159,14 @@ def main(argv: list[str] | None = None) -> int:
     serial = rows[0]["steps_per_s"]
     for w in worker_counts:
         done(engine(eps, w, BenchPolicy(), "all", f"engine, {w} worker(s), zero policy, render every step"))
+    hard = None
+    if 2 in worker_counts:
+        done(engine(eps, 2, BenchPolicy(), "all", "engine, 2 workers, zero policy, render every step, hard reset", soft=False))
+        hard = rows[-1]
 
     slow_every = {}
     for w in (int(w) for w in args.policy_workers.split(",")):
-        zero_w = next((r for r in rows[1:] if r["workers"] == w), None)
+        zero_w = next((r for r in rows[1:] if r["workers"] == w and r is not hard), None)
         if zero_w is None:
             continue
         label = f"engine, {w} workers, 50 ms policy, render every step"
@@ -179,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     slow_lazy = rows[-1]
 
     ratios = {f"{r['workers']} workers / serial loop": r["steps_per_s"] / serial for r in rows[1: 1 + len(worker_counts)]}
+    if hard is not None:
+        ratios["2 workers, hard reset / serial loop"] = hard["steps_per_s"] / serial
     for workers, r in slow_every.items():
         ratios[f"50 ms policy, {workers} workers: time / ideal (render every step)"] = r["wall_over_ideal"]
     ratios[f"50 ms policy, {w} workers: time / ideal (lazy, chunks of 8)"] = slow_lazy["wall_over_ideal"]

@@ -26,6 +26,7 @@ def test_eval_writes_the_run_folder(tmp_path, capsys):
                   "host", "git", "started_at", "finished_at", "schema_version"):
         assert field in run
     assert run["status"] == "finished" and run["protocol"]["name"] == "openvla"
+    assert run["reset"] == "soft" and run["episode_start"] == "fresh-env"
     assert run["policy"] == {"name": "zero", "checkpoint": {"path": None, "sha256": None}}
     assert {"python", "torch", "numpy", "mujoco", "robosuite", "libero", "vla_bench"} <= set(run["versions"])
 

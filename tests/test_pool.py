@@ -9,7 +9,8 @@ from vla_bench.envs.base import Observation
 from vla_bench.policies.base import Policy
 from vla_bench.results.schema import STATUS_ERROR, STATUS_OK
 from vla_bench.results.summary import Summary
-from vla_bench.rollout import PoolExecutor, PoolSettings, Rendering, SerialExecutor, WorkerError
+from vla_bench.rollout import EnvOptions, PoolExecutor, PoolSettings, Rendering, SerialExecutor, WorkerError
+from vla_bench.rollout.worker import render_threads
 
 import numpy as np
 
@@ -19,8 +20,7 @@ def run_pool(episodes, workers=2, factory=None, policy=None, rendering=Rendering
     executor = PoolExecutor(
         PoolSettings(workers=workers, **{"timeout_s": 20.0, **settings}),
         factory or fake_factory(),
-        render=render,
-        rendering=rendering,
+        EnvOptions(render=render, rendering=rendering),
     )
     executor.run(episodes, policy or SeekPolicy(), PROTOCOL, records.append)
     return records
@@ -29,7 +29,7 @@ def run_pool(episodes, workers=2, factory=None, policy=None, rendering=Rendering
 def test_results_do_not_depend_on_worker_count_or_executor():
     episodes = fake_episodes()
     serial = []
-    SerialExecutor("fake", render=False).run(episodes, SeekPolicy(), PROTOCOL, serial.append)
+    SerialExecutor("fake", EnvOptions(render=False)).run(episodes, SeekPolicy(), PROTOCOL, serial.append)
     expected = outcomes(serial)
     successes = [o[0] for o in expected.values()]
     assert any(successes) and not all(successes), "the test policy should both succeed and fail"
@@ -88,7 +88,7 @@ class ExplodingPolicy(SeekPolicy):
 
 def test_policy_exception_stops_the_run():
     records = []
-    executor = PoolExecutor(PoolSettings(workers=2, timeout_s=20), fake_factory(), render=False)
+    executor = PoolExecutor(PoolSettings(workers=2, timeout_s=20), fake_factory(), EnvOptions(render=False))
     with pytest.raises(ZeroDivisionError, match="policy bug"):
         executor.run(fake_episodes(), ExplodingPolicy(), PROTOCOL, records.append)
     assert records == []
@@ -147,3 +147,9 @@ def test_settings_are_validated():
         PoolSettings(workers=0)
     with pytest.raises(ValueError):
         PoolSettings(timeout_s=0)
+
+
+def test_workers_share_the_software_renderers_threads(monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 16)
+    assert render_threads(4) == {"LP_NUM_THREADS": "4"}
+    assert render_threads(32) == {"LP_NUM_THREADS": "1"}

@@ -117,6 +117,13 @@ def test_resume_refuses_other_settings(tmp_path):
         evaluate(dataclasses.replace(config(out), output=None, resume=True))
     with pytest.raises(VlaBenchError, match="not a run folder"):
         evaluate(config(tmp_path / "nothing", resume=True))
+    # a run made before episodes started like a fresh env's first (fixtures placed by env history)
+    run_json = out / "run.json"
+    old = json.loads(run_json.read_text())
+    del old["episode_start"]
+    run_json.write_text(json.dumps(old))
+    with pytest.raises(VlaBenchError, match="episode_start: None vs 'fresh-env'"):
+        evaluate(config(out, trials=2, resume=True))
 
 
 def test_resume_refuses_another_checkpoint(tmp_path):

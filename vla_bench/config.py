@@ -52,9 +52,8 @@ class EvalConfig:
     """Extra attempts for an episode whose worker crashed, hung or raised a simulator error."""
     worker_timeout: float = 120.0
     """Seconds to wait for one env step before declaring the worker hung (episode starts get 600 s or more)."""
-    fast_reset: bool = False
-    """Experimental: reuse the scene between episodes of a task instead of LIBERO's rebuild (~4x cheaper
-    resets). Not outcome-identical everywhere (it changes results on libero_spatial task 4), so protocol
-    runs keep it off."""
+    reset: Literal["soft", "hard"] = "soft"
+    """Between episodes of a task: soft reuses the env's scene (~0.5 s), hard rebuilds it as LIBERO's reset
+    does (~2 s). Both start every episode bit-identically to a fresh env (bench/results/reset_check.md)."""
     force: bool = False
     """Start the requested workers even if the machine seems to lack the memory for them."""

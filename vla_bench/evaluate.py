@@ -19,7 +19,7 @@ from vla_bench.results import provenance
 from vla_bench.results.io import RunWriter, read_episodes, read_run
 from vla_bench.results.schema import STATUS_OK, EpisodeRecord
 from vla_bench.results.summary import Summary
-from vla_bench.rollout import PoolExecutor, PoolSettings, Rendering, SerialExecutor
+from vla_bench.rollout import EnvOptions, PoolExecutor, PoolSettings, Rendering, SerialExecutor
 from vla_bench.rollout.resources import check_workers, default_workers
 from vla_bench.rollout.video import VideoRecorder, parse_video_mode
 from vla_bench.rollout.worker import EnvFactory
@@ -211,7 +211,7 @@ def _execute(
     info = run_info(config, plan, policy, render)
     info["shard"] = None if shard is None else {"index": shard[0], "count": shard[1], "episodes": len(episodes)}
     info["workers"] = workers
-    info["reset"] = "soft (scene reused per task and seed)" if config.fast_reset else "hard"
+    info["reset"] = config.reset
     info["render_steps"] = {"on": "all", "off": "none", "auto": "lazy (steps the policy reads)"}[config.render]
 
     if config.resume:
@@ -227,12 +227,15 @@ def _execute(
         writer = RunWriter.create(run_dir, {**info, "started_at": _now()})
         todo = list(episodes)
 
-    rendering = Rendering("all" if config.render == "on" else "lazy")
+    options = EnvOptions(
+        render=render,
+        image_size=image_size,
+        rendering=Rendering("all" if config.render == "on" else "lazy"),
+        fast_reset=config.reset == "soft",
+        privileged=policy.needs_privileged,
+    )
     if workers == 0:
-        executor: Any = SerialExecutor(
-            config.env, render, image_size, rendering, video if video.enabled else None, config.fast_reset,
-            privileged=policy.needs_privileged,
-        )
+        executor: Any = SerialExecutor(config.env, options, video if video.enabled else None)
     else:
         settings = PoolSettings(
             workers=workers,
@@ -240,10 +243,7 @@ def _execute(
             timeout_s=config.worker_timeout,
             start_timeout_s=max(600.0, 5 * config.worker_timeout),
         )
-        executor = PoolExecutor(
-            settings, env_factory or config.env, render, image_size, rendering, video if video.enabled else None,
-            config.fast_reset, privileged=policy.needs_privileged,
-        )
+        executor = PoolExecutor(settings, env_factory or config.env, options, video if video.enabled else None)
     progress = Progress(len(episodes), config.progress, done=len(episodes) - len(todo))
     start = time.monotonic()
 

@@ -31,7 +31,7 @@ class EnvSpec:
     settle_steps: int
     settle_action: tuple[float, ...]
     privileged: bool = False  # fill Observation.privileged with simulator state (scripted policies)
-    fast_reset: bool = False  # reuse the scene between episodes with the same seed (experimental: not always identical)
+    fast_reset: bool = False  # reuse the scene between episodes with the same seed (soft reset)
 
     @classmethod
     def from_protocol(

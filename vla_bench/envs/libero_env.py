@@ -148,11 +148,11 @@ class LiberoEnv:
         del self._env.env.object_property_initializers[self._n_property_samplers :]
 
     def _soft_reset(self) -> None:
-        """robosuite's reset without rebuilding the model, the sim and the GL context (0.5 s instead of
-        ~2 s). Experimental and off by default: set_init_state sets qpos/qvel/time but not all of the
-        simulator's state, and the scripted expert on libero_spatial task 4 (a bowl in a drawer) ends
-        episodes in different step counts than after LIBERO's own reset (e.g. init state 1: 117 vs
-        118). On libero_spatial task 0 with random actions it is bit-identical (tests/test_engine_sim.py)."""
+        """robosuite's reset without rebuilding the model, the sim and the GL context (~0.5 s instead of
+        ~2 s): mj_resetData, then the same sampling (robot noise, fixture placement) as a hard reset, so
+        from the same seed it draws the same numbers and places the fixtures identically; set_init_state
+        then sets qpos/qvel. bench/check_reset.py compares it with a fresh env's first episode on every
+        task (observations, images, success, fixtures, final sim state): identical."""
         robosuite_env = self._env.env
         previous, robosuite_env.hard_reset = robosuite_env.hard_reset, False
         try:

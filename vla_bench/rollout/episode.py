@@ -9,11 +9,12 @@ from typing import Callable
 
 import numpy as np
 
-from vla_bench.envs.base import Env, Observation
+from vla_bench.envs.base import Env, EnvSpec, Observation
 from vla_bench.episodes import Episode
 from vla_bench.errors import PolicyOutputError
 from vla_bench.policies.base import Policy, check_actions
 from vla_bench.results.schema import STATUS_ERROR, STATUS_OK, EpisodeRecord
+from vla_bench.specs import Protocol
 
 
 def simulator_errors() -> tuple[type[BaseException], ...]:
@@ -58,6 +59,27 @@ class Rendering:
         if self.mode == "none":
             return False
         return self.mode == "all" or video or policy.reads_images(episode.key, step)
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvOptions:
+    """How an executor builds each task's env and which steps it renders (both executors take one)."""
+
+    render: bool = True  # build the envs with cameras at all
+    image_size: int | None = None  # None: the protocol's model input size
+    rendering: Rendering = Rendering("lazy")
+    fast_reset: bool = False  # soft reset between episodes of a task (bit-identical, see LiberoEnv)
+    privileged: bool = False  # simulator state for scripted policies
+
+    @property
+    def steps_rendered(self) -> Rendering:
+        return self.rendering if self.render else Rendering("none")
+
+    def spec(self, protocol: Protocol, episode: Episode) -> EnvSpec:
+        return EnvSpec.from_protocol(
+            protocol, episode.suite, episode.task_id, render=self.render, image_size=self.image_size,
+            fast_reset=self.fast_reset, privileged=self.privileged,
+        )
 
 
 def validate_action(actions: np.ndarray) -> np.ndarray:

@@ -20,12 +20,12 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from vla_bench.envs.base import EnvSpec, Observation
+from vla_bench.envs.base import Observation
 from vla_bench.episodes import Episode
 from vla_bench.errors import PolicyOutputError
 from vla_bench.policies.base import Policy, check_actions
 from vla_bench.results.schema import STATUS_ERROR, STATUS_OK, EpisodeRecord
-from vla_bench.rollout.episode import Rendering
+from vla_bench.rollout.episode import EnvOptions
 from vla_bench.rollout.video import VideoRecorder
 from vla_bench.rollout.worker import (
     OTHER,
@@ -34,6 +34,7 @@ from vla_bench.rollout.worker import (
     WorkerFailure,
     WorkerHandle,
     WorkerLost,
+    render_threads,
     start_context,
     wait_any,
 )
@@ -51,6 +52,7 @@ class PoolSettings:
     timeout_s: float = 120.0  # longest wait for the reply to one step
     start_timeout_s: float = 600.0  # longest wait for an episode start (process spawn, env build, reset)
     start_method: str = "spawn"
+    share_render_threads: bool = True  # split the software renderer's threads between workers
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -94,20 +96,13 @@ class PoolExecutor:
         self,
         settings: PoolSettings,
         env_factory: EnvFactory | str = "libero",
-        render: bool = True,
-        image_size: int | None = None,
-        rendering: Rendering = Rendering("lazy"),
+        options: EnvOptions = EnvOptions(),
         video: VideoRecorder | None = None,
-        fast_reset: bool = False,
-        privileged: bool = False,
     ) -> None:
         self.settings = settings
-        self.fast_reset = fast_reset
-        self.privileged = privileged
         self.env_factory = KindFactory(env_factory) if isinstance(env_factory, str) else env_factory
-        self.render = render
-        self.image_size = image_size
-        self.rendering = rendering if render else Rendering("none")
+        self.options = options
+        self.rendering = options.steps_rendered
         self.video = video
         self._languages: dict[tuple[str, int], str] = {}
 
@@ -126,6 +121,7 @@ class PoolExecutor:
         self._policy, self._protocol = policy, protocol
         self._on_record, self._on_step = on_record, on_step
         self._context = start_context(self.settings.start_method)
+        self._environ = render_threads(self.settings.workers) if self.settings.share_render_threads else None
         self._pending: collections.deque[tuple[Episode, int, list[str]]] = collections.deque(
             (e, 1, []) for e in episodes
         )
@@ -151,7 +147,7 @@ class PoolExecutor:
     def _assign(self, slot: _Slot) -> None:
         episode, attempt, failed_before = self._pending.popleft()
         if slot.handle is None:
-            slot.handle = WorkerHandle(slot.index, self.env_factory, self._context)
+            slot.handle = WorkerHandle(slot.index, self.env_factory, self._context, self._environ)
             slot.peak_rss_mb = None
         now = time.monotonic()
         wants_video = self.video is not None and self.video.wants(episode)
@@ -160,10 +156,7 @@ class PoolExecutor:
             frames=[] if wants_video else None, failed_before=failed_before,
         )
         self._policy.reset(episode)
-        spec = EnvSpec.from_protocol(
-            self._protocol, episode.suite, episode.task_id, render=self.render, image_size=self.image_size,
-            fast_reset=self.fast_reset, privileged=self.privileged,
-        )
+        spec = self.options.spec(self._protocol, episode)
         render = self.rendering.needed(self._policy, episode, 0, wants_video)
         try:
             slot.handle.send(("start", spec, episode.init_idx, episode.seed, render))

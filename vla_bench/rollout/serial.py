@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-from vla_bench.envs import EnvSpec, make_env
+from vla_bench.envs import make_env
 from vla_bench.envs.base import Env
 from vla_bench.episodes import Episode
 from vla_bench.policies.base import Policy
 from vla_bench.results.schema import EpisodeRecord
-from vla_bench.rollout.episode import Rendering, run_episode
+from vla_bench.rollout.episode import EnvOptions, run_episode
 from vla_bench.rollout.video import VideoRecorder
 from vla_bench.specs import Protocol
 
@@ -21,19 +21,12 @@ class SerialExecutor:
     def __init__(
         self,
         env_kind: str = "libero",
-        render: bool = True,
-        image_size: int | None = None,
-        rendering: Rendering = Rendering("all"),
+        options: EnvOptions = EnvOptions(),
         video: VideoRecorder | None = None,
-        fast_reset: bool = False,
-        privileged: bool = False,
     ) -> None:
         self.env_kind = env_kind
-        self.fast_reset = fast_reset
-        self.privileged = privileged
-        self.render = render
-        self.image_size = image_size
-        self.rendering = rendering if render else Rendering("none")
+        self.options = options
+        self.rendering = options.steps_rendered
         self.video = video
 
     def run(
@@ -52,11 +45,7 @@ class SerialExecutor:
                     if env is not None:
                         env.close()
                         env = None
-                    spec = EnvSpec.from_protocol(
-                        protocol, episode.suite, episode.task_id, render=self.render, image_size=self.image_size,
-                        fast_reset=self.fast_reset, privileged=self.privileged,
-                    )
-                    env = make_env(self.env_kind, spec)
+                    env = make_env(self.env_kind, self.options.spec(protocol, episode))
                     current = (episode.suite, episode.task_id)
                 frames: list | None = [] if self.video is not None and self.video.wants(episode) else None
 
