@@ -20,6 +20,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import resource
 import socket
 import sys
 import time
@@ -103,6 +104,7 @@ def engine(
     eps: list[Episode], workers: int, policy: BenchPolicy, rendering: str, label: str, soft: bool = True, share: bool = True
 ) -> dict:
     start = time.monotonic()
+    cpu_main, cpu_workers = cpu_seconds()
     records = []
     stamps: list[float] = []
     options = EnvOptions(image_size=PROTOCOL.model_image_size, rendering=Rendering(rendering), fast_reset=soft)
@@ -113,7 +115,15 @@ def engine(
         raise RuntimeError(f"benchmark episodes failed: {bad}")
     result = row(label, workers, len(stamps), time.monotonic() - start, stamps)
     result.update(policy_batches=policy.batches, peak_rss_mb=max(r.worker_peak_rss_mb for r in records))
+    main_now, workers_now = cpu_seconds()
+    result.update(main_cpu_s=main_now - cpu_main, workers_cpu_s=workers_now - cpu_workers)  # workers are reaped by now
     return result
+
+
+def cpu_seconds() -> tuple[float, float]:
+    """CPU seconds (user + system) used so far by this process and by its reaped children."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
 
 
 def against_ideal(result: dict, sim_rate: float, workers: int) -> dict:
@@ -237,11 +247,16 @@ def markdown(result: dict) -> str:
     ]
     if result["note"]:
         lines += ["", f"Note: {result['note']}"]
-    lines += ["", "| configuration | steps/s | time / ideal | wall s (all) | steps/s (all) |", "|---|---:|---:|---:|---:|"]
+    lines += [
+        "",
+        "| configuration | steps/s | time / ideal | wall s (all) | steps/s (all) | CPU s: main / workers |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for r in result["rows"]:
         ideal = f"{r['wall_over_ideal']:.2f}" if "wall_over_ideal" in r else ""
+        cpu = f"{r['main_cpu_s']:.1f} / {r['workers_cpu_s']:.1f}" if "main_cpu_s" in r else ""
         lines.append(
-            f"| {r['name']} | {r['steps_per_s']:.2f} | {ideal} | {r['wall_s']:.1f} | {r['steps_per_s_incl_setup']:.2f} |"
+            f"| {r['name']} | {r['steps_per_s']:.2f} | {ideal} | {r['wall_s']:.1f} | {r['steps_per_s_incl_setup']:.2f} | {cpu} |"
         )
     lines += ["", "| ratio | value |", "|---|---:|"]
     lines += [f"| {k} | {v:.2f} |" for k, v in result["ratios"].items()]
