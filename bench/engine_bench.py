@@ -3,8 +3,8 @@
 Measures, in one run on this machine, env steps per second for:
   (a) the plain serial loop: one env, render every step, LIBERO's default (hard) reset;
   (b) the engine with 1, 2 and 4 workers, zero policy, rendering every step, with its default
-      soft reset (scene reused; bit-identical, bench/check_reset.py) and llvmpipe's threads shared
-      out between workers; and 2 workers with LIBERO's hard reset, and with unshared threads;
+      soft reset (scene reused; bit-identical, bench/check_reset.py), and 2 workers with LIBERO's
+      hard reset;
   (c) the engine with a synthetic policy that takes a fixed 50 ms per batch, against the ideal
       max(sim time / workers, policy time);
   (d) lazy rendering with a policy that reads one observation per 8-action chunk.
@@ -100,15 +100,13 @@ def serial_loop(eps: list[Episode]) -> dict:
     return row("serial loop, render every step, hard reset", 1, len(stamps), time.monotonic() - start, stamps)
 
 
-def engine(
-    eps: list[Episode], workers: int, policy: BenchPolicy, rendering: str, label: str, soft: bool = True, share: bool = True
-) -> dict:
+def engine(eps: list[Episode], workers: int, policy: BenchPolicy, rendering: str, label: str, soft: bool = True) -> dict:
     start = time.monotonic()
     cpu_main, cpu_workers = cpu_seconds()
     records = []
     stamps: list[float] = []
     options = EnvOptions(image_size=PROTOCOL.model_image_size, rendering=Rendering(rendering), fast_reset=soft)
-    executor = PoolExecutor(PoolSettings(workers=workers, share_render_threads=share), "libero", options)
+    executor = PoolExecutor(PoolSettings(workers=workers), "libero", options)
     executor.run(eps, policy, PROTOCOL, records.append, lambda: stamps.append(time.monotonic()))
     bad = [r.error for r in records if r.status != "ok"]
     if bad:
@@ -171,17 +169,14 @@ def main(argv: list[str] | None = None) -> int:
     serial = rows[0]["steps_per_s"]
     for w in worker_counts:
         done(engine(eps, w, BenchPolicy(), "all", f"engine, {w} worker(s), zero policy, render every step"))
-    hard = unshared = None
+    hard = None
     if 2 in worker_counts:
         done(engine(eps, 2, BenchPolicy(), "all", "engine, 2 workers, zero policy, render every step, hard reset", soft=False))
         hard = rows[-1]
-        label = "engine, 2 workers, zero policy, render every step, llvmpipe threads not shared"
-        done(engine(eps, 2, BenchPolicy(), "all", label, share=False))
-        unshared = rows[-1]
 
     slow_every = {}
     for w in (int(w) for w in args.policy_workers.split(",")):
-        zero_w = next((r for r in rows[1:] if r["workers"] == w and r not in (hard, unshared)), None)
+        zero_w = next((r for r in rows[1:] if r["workers"] == w and r is not hard), None)
         if zero_w is None:
             continue
         label = f"engine, {w} workers, 50 ms policy, render every step"
@@ -200,7 +195,6 @@ def main(argv: list[str] | None = None) -> int:
     ratios = {f"{r['workers']} workers / serial loop": r["steps_per_s"] / serial for r in rows[1: 1 + len(worker_counts)]}
     if hard is not None:
         ratios["2 workers, hard reset / serial loop"] = hard["steps_per_s"] / serial
-        ratios["2 workers, threads not shared / serial loop"] = unshared["steps_per_s"] / serial
     for workers, r in slow_every.items():
         ratios[f"50 ms policy, {workers} workers: time / ideal (render every step)"] = r["wall_over_ideal"]
     ratios[f"50 ms policy, {w} workers: time / ideal (lazy, chunks of 8)"] = slow_lazy["wall_over_ideal"]

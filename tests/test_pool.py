@@ -10,7 +10,6 @@ from vla_bench.policies.base import Policy
 from vla_bench.results.schema import STATUS_ERROR, STATUS_OK
 from vla_bench.results.summary import Summary
 from vla_bench.rollout import EnvOptions, PoolExecutor, PoolSettings, Rendering, SerialExecutor, WorkerError
-from vla_bench.rollout.worker import render_threads
 
 import numpy as np
 
@@ -147,9 +146,3 @@ def test_settings_are_validated():
         PoolSettings(workers=0)
     with pytest.raises(ValueError):
         PoolSettings(timeout_s=0)
-
-
-def test_workers_share_the_software_renderers_threads(monkeypatch):
-    monkeypatch.setattr("os.cpu_count", lambda: 16)
-    assert render_threads(4) == {"LP_NUM_THREADS": "4"}
-    assert render_threads(32) == {"LP_NUM_THREADS": "1"}

@@ -34,7 +34,6 @@ from vla_bench.rollout.worker import (
     WorkerFailure,
     WorkerHandle,
     WorkerLost,
-    render_threads,
     start_context,
     wait_any,
 )
@@ -52,7 +51,6 @@ class PoolSettings:
     timeout_s: float = 120.0  # longest wait for the reply to one step
     start_timeout_s: float = 600.0  # longest wait for an episode start (process spawn, env build, reset)
     start_method: str = "spawn"
-    share_render_threads: bool = True  # split the software renderer's threads between workers
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -121,7 +119,6 @@ class PoolExecutor:
         self._policy, self._protocol = policy, protocol
         self._on_record, self._on_step = on_record, on_step
         self._context = start_context(self.settings.start_method)
-        self._environ = render_threads(self.settings.workers) if self.settings.share_render_threads else None
         self._pending: collections.deque[tuple[Episode, int, list[str]]] = collections.deque(
             (e, 1, []) for e in episodes
         )
@@ -147,7 +144,7 @@ class PoolExecutor:
     def _assign(self, slot: _Slot) -> None:
         episode, attempt, failed_before = self._pending.popleft()
         if slot.handle is None:
-            slot.handle = WorkerHandle(slot.index, self.env_factory, self._context, self._environ)
+            slot.handle = WorkerHandle(slot.index, self.env_factory, self._context)
             slot.peak_rss_mb = None
         now = time.monotonic()
         wants_video = self.video is not None and self.video.wants(episode)

@@ -18,7 +18,6 @@ import dataclasses
 import io
 import multiprocessing
 import multiprocessing.connection
-import os
 import resource
 import signal
 import traceback
@@ -62,20 +61,9 @@ def peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def render_threads(workers: int) -> dict[str, str]:
-    """Environment for a worker's software renderer: Mesa's llvmpipe starts one rasterizer thread per
-    CPU in every process, so N workers would run N x CPUs threads on CPUs cores; give each worker its
-    share. A value the user set (LP_NUM_THREADS) is kept. Rendered images do not depend on it."""
-    return {"LP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // workers))}
-
-
-def worker_main(
-    conn: multiprocessing.connection.Connection, env_factory: EnvFactory, environ: dict[str, str] | None = None
-) -> None:
+def worker_main(conn: multiprocessing.connection.Connection, env_factory: EnvFactory) -> None:
     """Serve commands until "close" or until the main process goes away."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
-    for name, value in (environ or {}).items():
-        os.environ.setdefault(name, value)  # before anything loads a GL driver
     env: Env | None = None
     try:
         while True:
@@ -131,18 +119,12 @@ def _failure(kind: str, exc: BaseException) -> WorkerFailure:
 class WorkerHandle:
     """The main process's side of one worker: a process and the pipe to it."""
 
-    def __init__(
-        self,
-        index: int,
-        env_factory: EnvFactory,
-        context: multiprocessing.context.BaseContext,
-        environ: dict[str, str] | None = None,
-    ) -> None:
+    def __init__(self, index: int, env_factory: EnvFactory, context: multiprocessing.context.BaseContext) -> None:
         self.index = index
         parent, child = context.Pipe()
         self.conn = parent
         self.process = context.Process(
-            target=worker_main, args=(child, env_factory, environ), name=f"vla-bench-worker-{index}", daemon=True
+            target=worker_main, args=(child, env_factory), name=f"vla-bench-worker-{index}", daemon=True
         )
         self.process.start()
         child.close()
