@@ -1,6 +1,6 @@
 """Check, task by task on real LIBERO, that an env reused across episodes starts every episode
 exactly like a freshly built env's first episode, with LIBERO's reset (hard) and with the scene
-reused (soft, `--fast-reset`).
+reused (soft, `--reset soft`, the default).
 
 Per task: the reference is a fresh env per init state (a, b). Against it, one env with hard resets
 runs b, a, b and one env with soft resets runs a, b, a; every episode after an env's first is

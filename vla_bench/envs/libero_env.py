@@ -143,7 +143,7 @@ class LiberoEnv:
         where the first reset of a fresh env does, from the same seed; init states set only qpos/qvel,
         so the fixture stays there. Without this an episode's outcome depends on how many episodes
         its env ran before (expert, libero_spatial task 4, init state 1: 117 steps first, 118 after one
-        other episode, 116 after two). Dropping the stale samplers, which only repeat the draw for
+        other episode, 116 after three). Dropping the stale samplers, which only repeat the draw for
         the same joint, makes every episode start like the first episode of a fresh env."""
         del self._env.env.object_property_initializers[self._n_property_samplers :]
 
