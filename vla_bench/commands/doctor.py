@@ -12,7 +12,7 @@ class DoctorCommand:
     """Check LIBERO assets, the renderer, simulator versions and scene fingerprints; exit 1 on any mismatch."""
 
     write_golden: bool = False
-    """Rewrite suites/fingerprints.json from this installation (only on a known-good install)."""
+    """Rewrite the golden fingerprints (vla_bench/data/fingerprints.json) from this installation (only on a known-good install)."""
 
 
 @command("doctor", DoctorCommand)

@@ -1,11 +1,11 @@
-"""Published success rates (suites/baselines.toml) as comparison columns."""
+"""Published success rates (package data `vla_bench/data/baselines.toml`) as comparison columns."""
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import tomllib
 
+from vla_bench import data as package_data
 from vla_bench import specs
 from vla_bench.errors import VlaBenchError
 from vla_bench.registry import Registry
@@ -31,8 +31,7 @@ class Baseline:
 
 @functools.cache
 def baselines() -> Registry[Baseline]:
-    with open(specs.SUITES_DIR / "baselines.toml", "rb") as f:
-        table = tomllib.load(f)
+    table = package_data.read_toml("baselines.toml")
     registry: Registry[Baseline] = Registry("baseline")
     known_suites = set(specs.suites().names())
     known_protocols = set(specs.protocols().names())
