@@ -103,11 +103,10 @@ def serial_loop(eps: list[Episode]) -> dict:
 def engine(eps: list[Episode], workers: int, policy: BenchPolicy, rendering: str, label: str, soft: bool = True) -> dict:
     start = time.monotonic()
     cpu_main, cpu_workers = cpu_seconds()
-    records = []
     stamps: list[float] = []
     options = EnvOptions(image_size=PROTOCOL.model_image_size, rendering=Rendering(rendering), fast_reset=soft)
     executor = PoolExecutor(PoolSettings(workers=workers), "libero", options)
-    executor.run(eps, policy, PROTOCOL, records.append, lambda: stamps.append(time.monotonic()))
+    records = list(executor.run(eps, policy, PROTOCOL, lambda: stamps.append(time.monotonic())))
     bad = [r.error for r in records if r.status != "ok"]
     if bad:
         raise RuntimeError(f"benchmark episodes failed: {bad}")

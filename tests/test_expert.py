@@ -286,22 +286,20 @@ def box_corners_at(center, half):
 
 
 def test_evaluate_builds_privileged_envs_only_for_policies_that_need_them(tmp_path, monkeypatch):
-    import vla_bench.rollout.serial as serial
     from vla_bench.config import EvalConfig
+    from vla_bench.envs import make_env
     from vla_bench.evaluate import evaluate
 
     specs = []
-    real_make_env = serial.make_env
 
-    def recording_make_env(kind, spec):
+    def recording_make_env(spec):
         specs.append(spec)
-        return real_make_env(kind, spec)
+        return make_env("fake", spec)
 
-    monkeypatch.setattr(serial, "make_env", recording_make_env)
     config = dict(suite="libero_object", tasks="0", trials=1, env="fake", progress=False, workers=0)  # in-process
-    evaluate(EvalConfig(policy="zero", output=str(tmp_path / "zero"), **config))
+    evaluate(EvalConfig(policy="zero", output=str(tmp_path / "zero"), **config), env_factory=recording_make_env)
     assert [s.privileged for s in specs] == [False]
     # The fake env has no simulator state: the expert says so instead of acting blind.
     with pytest.raises(VlaBenchError, match="privileged"):
-        evaluate(EvalConfig(policy="expert", output=str(tmp_path / "expert"), **config))
+        evaluate(EvalConfig(policy="expert", output=str(tmp_path / "expert"), **config), env_factory=recording_make_env)
     assert [s.privileged for s in specs] == [False, True]

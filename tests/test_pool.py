@@ -15,20 +15,17 @@ import numpy as np
 
 
 def run_pool(episodes, workers=2, factory=None, policy=None, rendering=Rendering("lazy"), render=False, **settings):
-    records = []
     executor = PoolExecutor(
         PoolSettings(workers=workers, **{"timeout_s": 20.0, **settings}),
         factory or fake_factory(),
         EnvOptions(render=render, rendering=rendering),
     )
-    executor.run(episodes, policy or SeekPolicy(), PROTOCOL, records.append)
-    return records
+    return list(executor.run(episodes, policy or SeekPolicy(), PROTOCOL))
 
 
 def test_results_do_not_depend_on_worker_count_or_executor():
     episodes = fake_episodes()
-    serial = []
-    SerialExecutor("fake", EnvOptions(render=False)).run(episodes, SeekPolicy(), PROTOCOL, serial.append)
+    serial = list(SerialExecutor("fake", EnvOptions(render=False)).run(episodes, SeekPolicy(), PROTOCOL))
     expected = outcomes(serial)
     successes = [o[0] for o in expected.values()]
     assert any(successes) and not all(successes), "the test policy should both succeed and fail"
@@ -89,7 +86,7 @@ def test_policy_exception_stops_the_run():
     records = []
     executor = PoolExecutor(PoolSettings(workers=2, timeout_s=20), fake_factory(), EnvOptions(render=False))
     with pytest.raises(ZeroDivisionError, match="policy bug"):
-        executor.run(fake_episodes(), ExplodingPolicy(), PROTOCOL, records.append)
+        records.extend(executor.run(fake_episodes(), ExplodingPolicy(), PROTOCOL))
     assert records == []
 
 

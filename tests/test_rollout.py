@@ -68,8 +68,7 @@ def test_simulator_crash_is_an_error_not_a_failure(openvla):
 
 def test_serial_executor_runs_the_episode_list_in_order(openvla):
     plan = make_plan(suite="libero_spatial,libero_goal", protocol="openvla", tasks="0,1", trials=2, max_steps=4)
-    records = []
-    SerialExecutor(env_kind="fake", options=EnvOptions(render=False)).run(plan.episodes(), ZeroPolicy(), openvla, records.append)
+    records = list(SerialExecutor("fake", options=EnvOptions(render=False)).run(plan.episodes(), ZeroPolicy(), openvla))
     assert [r.key for r in records] == [e.key for e in plan.episodes()]
     assert all(r.steps == 4 and r.status == "ok" for r in records)
 

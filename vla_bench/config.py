@@ -42,6 +42,9 @@ class EvalConfig:
     """Refuse to run a checkpoint whose expected protocol differs from --protocol (default: warn)."""
     workers: Optional[int] = None
     """Env worker processes (default: CPU cores, capped by free memory); 0 runs the episodes in this process."""
+    executor: Optional[str] = None
+    """How episodes are executed: pool (env worker processes) or serial (in this process); default pool, or
+    serial with --workers 0."""
     resume: bool = False
     """Continue the run in --output: run only its episodes without a record (same protocol, checkpoint, selection)."""
     shard: Optional[str] = None

@@ -4,36 +4,31 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import sys
-import time
 from pathlib import Path
 from typing import Any, Callable
 
 from vla_bench.config import EvalConfig
+from vla_bench.envs import EnvFactory, KindFactory
 from vla_bench.envs.base import EPISODE_START
 from vla_bench.episodes import Episode, RunPlan, make_plan
 from vla_bench.errors import VlaBenchError
 from vla_bench.policies import Policy, PolicyContext, make_policy
 from vla_bench.results import provenance
-from vla_bench.results.io import RunWriter, read_episodes, read_run
-from vla_bench.results.schema import STATUS_OK, EpisodeRecord
+from vla_bench.results.schema import EpisodeRecord
 from vla_bench.results.summary import Summary
-from vla_bench.rollout import EnvOptions, PoolExecutor, PoolSettings, Rendering, SerialExecutor
+from vla_bench.rollout.episode import EnvOptions, Rendering
+from vla_bench.rollout.executor import default_executor, load_executors, make_executor, setup_from_config
 from vla_bench.rollout.resources import check_workers, default_workers
+from vla_bench.rollout.run import Run
 from vla_bench.rollout.video import VideoRecorder, parse_video_mode
-from vla_bench.rollout.worker import EnvFactory
-from vla_bench.runs import identity_differences, parse_shard, shard_episodes
+from vla_bench.runs import parse_shard, shard_episodes
 
 
 @dataclasses.dataclass
 class RunResult:
     run_dir: Path
     summary: Summary
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def default_run_dir(config: EvalConfig) -> Path:
@@ -91,54 +86,18 @@ def should_render(config: EvalConfig, policy: Policy, video: bool = False) -> bo
     return {"on": True, "off": False, "auto": policy.uses_images or video}[config.render]
 
 
-class Progress:
-    """One tqdm bar: episodes done / total (ETA), errors, running success rate, env steps/s."""
-
-    def __init__(self, total: int, enabled: bool, done: int = 0) -> None:
-        from tqdm import tqdm
-
-        self.bar = tqdm(total=total, initial=done, unit="ep", disable=not enabled, dynamic_ncols=True)
-        self.successes = 0
-        self.ok = 0
-        self.errors = 0
-        self.steps = 0
-        self.start = time.monotonic()
-        self._shown = 0.0
-
-    def step(self) -> None:
-        self.steps += 1
-        now = time.monotonic()
-        if now - self._shown > 1.0:
-            self._shown = now
-            self._postfix(refresh=True)
-
-    def _postfix(self, refresh: bool) -> None:
-        rate = f"{100 * self.successes / self.ok:.1f}%" if self.ok else "n/a"
-        speed = self.steps / max(time.monotonic() - self.start, 1e-9)
-        self.bar.set_postfix(success=rate, errors=self.errors, steps_s=f"{speed:.1f}", refresh=refresh)
-
-    def update(self, record: EpisodeRecord) -> None:
-        if record.status == STATUS_OK:
-            self.ok += 1
-            self.successes += int(record.success)
-        else:
-            self.errors += 1
-        self._postfix(refresh=False)
-        self.bar.update(1)
-
-    def close(self) -> None:
-        self.bar.close()
-
-
-def as_json(data: dict[str, Any]) -> dict[str, Any]:
-    """`data` as it reads back from run.json (tuples become lists), for comparisons."""
-    return json.loads(json.dumps(data, default=str))
-
-
 def resolve_workers(config: EvalConfig) -> int:
     workers = default_workers(config.env) if config.workers is None else config.workers
     check_workers(workers, config.env, config.force)
     return workers
+
+
+def resolve_executor(config: EvalConfig, workers: int) -> str:
+    """`--executor`, or by default the pool when there are workers and in-process when there are none."""
+    name = default_executor(workers) if config.executor is None else load_executors().canonical(config.executor)
+    if name == "pool" and workers == 0:
+        raise VlaBenchError("--executor pool needs --workers 1 or more (--workers 0 runs in-process: --executor serial)")
+    return name
 
 
 def evaluate(
@@ -207,71 +166,28 @@ def _execute(
     render = should_render(config, policy, video.enabled)
     if policy.uses_images and not render:
         raise VlaBenchError(f"--render off: policy {config.policy!r} reads camera images (use --render auto)")
-    image_size = policy.image_size or plan.protocol.model_image_size
+    executor_name = resolve_executor(config, workers)
     info = run_info(config, plan, policy, render)
     info["shard"] = None if shard is None else {"index": shard[0], "count": shard[1], "episodes": len(episodes)}
     info["workers"] = workers
+    info["executor"] = executor_name
     info["reset"] = config.reset
     info["render_steps"] = {"on": "all", "off": "none", "auto": "lazy (steps the policy reads)"}[config.render]
 
-    if config.resume:
-        old = read_run(run_dir)
-        problems = identity_differences(old, as_json(info))
-        if problems:
-            raise VlaBenchError(f"cannot resume {run_dir}: it was started with other settings: {'; '.join(problems)}")
-        resumed = [*old.get("resumed", []), {"at": _now(), "command": sys.argv, "workers": workers}]
-        writer = RunWriter.reopen(run_dir, {**old, "resumed": resumed})
-        done = {record.key for record in read_episodes(run_dir)}
-        todo = [e for e in episodes if e.key not in done]
-    else:
-        writer = RunWriter.create(run_dir, {**info, "started_at": _now()})
-        todo = list(episodes)
-
     options = EnvOptions(
         render=render,
-        image_size=image_size,
+        image_size=policy.image_size or plan.protocol.model_image_size,
         rendering=Rendering("all" if config.render == "on" else "lazy"),
         fast_reset=config.reset == "soft",
         privileged=policy.needs_privileged,
     )
-    if workers == 0:
-        executor: Any = SerialExecutor(config.env, options, video if video.enabled else None)
+    setup = setup_from_config(
+        config, workers, env_factory or KindFactory(config.env), options, video if video.enabled else None
+    )
+    executor = make_executor(executor_name, setup)
+    if config.resume:
+        run = Run.resume(run_dir, info, episodes, progress=config.progress)
     else:
-        settings = PoolSettings(
-            workers=workers,
-            retries=config.retries,
-            timeout_s=config.worker_timeout,
-            start_timeout_s=max(600.0, 5 * config.worker_timeout),
-        )
-        executor = PoolExecutor(settings, env_factory or config.env, options, video if video.enabled else None)
-    progress = Progress(len(episodes), config.progress, done=len(episodes) - len(todo))
-    start = time.monotonic()
-
-    peak_rss: list[float] = [old.get("worker_peak_rss_mb") or 0.0] if config.resume else []
-
-    def on_record(record: EpisodeRecord) -> None:
-        writer.append(record)
-        progress.update(record)
-        if record.worker_peak_rss_mb is not None:
-            peak_rss.append(record.worker_peak_rss_mb)
-        if extra_on_record is not None:
-            extra_on_record(record)
-
-    status = "failed"
-    try:
-        executor.run(todo, policy, plan.protocol, on_record, progress.step)
-        status = "finished"
-    except KeyboardInterrupt:
-        status = "interrupted"
-        raise
-    finally:
-        progress.close()
-        summary = writer.finish(
-            status,
-            finished_at=_now(),
-            wall_s=round(time.monotonic() - start, 2),
-            worker_peak_rss_mb=max(peak_rss, default=None),
-        )
-        if status != "finished":
-            print(f"vla-bench: run {status}; continue it with --resume --output {run_dir}", file=sys.stderr)
+        run = Run.create(run_dir, info, episodes, progress=config.progress)
+    summary = run.execute(executor, policy, plan.protocol, extra_on_record)
     return RunResult(run_dir=run_dir, summary=summary)

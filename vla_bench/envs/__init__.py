@@ -30,4 +30,16 @@ def make_env(kind: str, spec: EnvSpec) -> Env:
     return ENVS.get(kind)(spec)
 
 
-__all__ = ["ACTION_DIM", "ENVS", "Env", "EnvFactory", "EnvSpec", "Observation", "check_action", "make_env"]
+class KindFactory:
+    """Picklable env factory for a registered env kind ("libero", "fake"): what executors send to
+    their workers when the envs are named rather than given as a callable."""
+
+    def __init__(self, kind: str) -> None:
+        ENVS.canonical(kind)  # an unknown kind fails here, naming the known ones
+        self.kind = kind
+
+    def __call__(self, spec: EnvSpec) -> Env:
+        return make_env(self.kind, spec)
+
+
+__all__ = ["ACTION_DIM", "ENVS", "Env", "EnvFactory", "EnvSpec", "KindFactory", "Observation", "check_action", "make_env"]

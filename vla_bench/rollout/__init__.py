@@ -1,7 +1,11 @@
-"""Executing episode lists: episode runner and executors."""
+"""Executing episode lists: the episode runner, the executor contract and registry, the executors, the run."""
 
 from vla_bench.rollout.episode import EnvOptions, Rendering, run_episode
+from vla_bench.rollout.executor import EXECUTORS, Executor, ExecutorSetup, make_executor
 from vla_bench.rollout.pool import PoolExecutor, PoolSettings, WorkerError
 from vla_bench.rollout.serial import SerialExecutor
 
-__all__ = ["EnvOptions", "PoolExecutor", "PoolSettings", "Rendering", "SerialExecutor", "WorkerError", "run_episode"]
+__all__ = [
+    "EXECUTORS", "EnvOptions", "Executor", "ExecutorSetup", "PoolExecutor", "PoolSettings", "Rendering",
+    "SerialExecutor", "WorkerError", "make_executor", "run_episode",
+]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import time
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -27,10 +27,10 @@ from vla_bench.policies.base import Policy, check_actions
 from vla_bench.results.schema import STATUS_ERROR, STATUS_OK, EpisodeRecord
 from vla_bench.rollout.episode import EnvOptions
 from vla_bench.rollout.video import VideoRecorder
+from vla_bench.envs import EnvFactory, KindFactory
+from vla_bench.rollout.executor import EXECUTORS, ExecutorSetup
 from vla_bench.rollout.worker import (
     OTHER,
-    EnvFactory,
-    KindFactory,
     WorkerFailure,
     WorkerHandle,
     WorkerLost,
@@ -111,13 +111,13 @@ class PoolExecutor:
         episodes: Sequence[Episode],
         policy: Policy,
         protocol: Protocol,
-        on_record: Callable[[EpisodeRecord], None],
         on_step: Callable[[], None] | None = None,
-    ) -> None:
+    ) -> Iterator[EpisodeRecord]:
         if not episodes:
             return
         self._policy, self._protocol = policy, protocol
-        self._on_record, self._on_step = on_record, on_step
+        self._on_step = on_step
+        self._done: collections.deque[EpisodeRecord] = collections.deque()
         self._context = start_context(self.settings.start_method)
         self._pending: collections.deque[tuple[Episode, int, list[str]]] = collections.deque(
             (e, 1, []) for e in episodes
@@ -132,8 +132,10 @@ class PoolExecutor:
                 waiting = [s for s in slots if s.running is not None and s.running.phase == WAITING]
                 if waiting:
                     self._act(waiting)
-                    continue
-                self._collect([s for s in slots if s.running is not None])
+                else:
+                    self._collect([s for s in slots if s.running is not None])
+                while self._done:
+                    yield self._done.popleft()
             clean = True
         finally:
             for slot in slots:
@@ -268,4 +270,13 @@ class PoolExecutor:
         slot.running = None
         if self.video is not None and run.frames is not None:
             self.video.save(record, run.frames)
-        self._on_record(record)
+        self._done.append(record)
+
+
+@EXECUTORS.register("pool")
+def _make_pool(setup: ExecutorSetup) -> PoolExecutor:
+    """N spawned env worker processes, one batched policy call for all waiting envs (--workers N)."""
+    settings = PoolSettings(
+        workers=setup.workers, retries=setup.retries, timeout_s=setup.timeout_s, start_timeout_s=setup.start_timeout_s
+    )
+    return PoolExecutor(settings, setup.env_factory, setup.options, setup.video)

@@ -23,9 +23,8 @@ import signal
 import traceback
 from typing import Any, Callable
 
+from vla_bench.envs import EnvFactory
 from vla_bench.envs.base import Env, EnvSpec
-
-EnvFactory = Callable[[EnvSpec], Env]
 
 SIMULATOR = "simulator"
 OTHER = "other"
@@ -42,18 +41,6 @@ class WorkerFailure:
 
 class WorkerLost(Exception):
     """A worker died, hung past its deadline, or broke the pipe."""
-
-
-class KindFactory:
-    """Picklable env factory for a registered env kind ("libero", "fake")."""
-
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
-
-    def __call__(self, spec: EnvSpec) -> Env:
-        from vla_bench.envs import make_env
-
-        return make_env(self.kind, spec)
 
 
 def peak_rss_mb() -> float:

@@ -1,0 +1,129 @@
+"""The executor contract and registry: how an episode list is run (`--executor serial|pool|...`).
+
+An executor runs episodes and hands back their records; it never touches the run folder (the `Run`
+in `vla_bench/rollout/run.py` owns it: records are written, counted and shown there).
+
+Contract for implementers
+-------------------------
+Registration: a module registers a factory under a name, and is listed in `EXECUTOR_MODULES` so that
+`make_executor` imports it on demand (keep heavy imports, e.g. `ray`, inside the factory or the
+executor so that registering costs nothing)::
+
+    @EXECUTORS.register("mine")
+    def _make(setup: ExecutorSetup) -> Executor:
+        return MyExecutor(setup)
+
+What an executor receives: an `ExecutorSetup` at construction (how to build envs: a picklable
+`env_factory` taking an `EnvSpec`; `options`, which say which env spec each episode gets and which
+steps are rendered; the video recorder; workers, retries and timeouts; the whole `EvalConfig` for
+executor-specific options), then `run(episodes, policy, protocol, on_step)`:
+
+- `episodes` are the episodes still to run, in canonical order (already resumed/sharded). Which
+  episodes run never depends on the executor.
+- every episode has `run_episode`'s semantics (`vla_bench/rollout/episode.py`: start from the init
+  state, one policy action per step, stop on success or the step limit, record); an executor decides
+  only where envs live and how observations are batched into `policy.infer` calls. `on_step()` is
+  called once per env step (progress).
+
+What it must yield: exactly one `EpisodeRecord` per episode, as each episode ends (completion
+order, not list order), from a generator; the caller may stop consuming at any point and then
+closes the generator, so cleanup (workers, actors) belongs in a `finally`.
+
+Error semantics:
+- a simulator error (`envs.simulator_errors()`), a dead, hung or lost worker/actor/node: the episode
+  is lost, never counted as a failure. Retry it from scratch on a fresh env up to `setup.retries`
+  more times; after that yield it with status "error", `attempts` and every attempt's reason;
+- a policy output error (wrong shape, NaN): the driver records that episode as "error", no retry;
+- any other exception from the policy, or an unexpected exception inside an env (a bug): raise it
+  (workers' tracebacks carried back, e.g. `WorkerError`); the run ends `failed`;
+- KeyboardInterrupt (Ctrl-C, or SIGTERM, which the Run turns into one): let it propagate after
+  stopping the workers; the run ends `interrupted`.
+
+Results must not depend on the executor: a deterministic policy gives the same records (success,
+steps, status) on every registered executor for any number of workers (tests/test_pool.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol as TypingProtocol, Sequence
+
+from vla_bench.envs import EnvFactory
+from vla_bench.episodes import Episode
+from vla_bench.policies.base import Policy
+from vla_bench.registry import Registry
+from vla_bench.results.schema import EpisodeRecord
+from vla_bench.rollout.episode import EnvOptions
+from vla_bench.rollout.video import VideoRecorder
+from vla_bench.specs import Protocol
+
+if TYPE_CHECKING:
+    from vla_bench.config import EvalConfig
+
+class Executor(TypingProtocol):
+    """Runs episodes and yields their records in completion order (see module docstring)."""
+
+    def run(
+        self,
+        episodes: Sequence[Episode],
+        policy: Policy,
+        protocol: Protocol,
+        on_step: Callable[[], None] | None = None,
+    ) -> Iterator[EpisodeRecord]: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class ExecutorSetup:
+    """What every executor is built from."""
+
+    env_factory: EnvFactory  # picklable: EnvSpec -> Env (envs.KindFactory for a registered env kind)
+    options: EnvOptions = EnvOptions()
+    video: VideoRecorder | None = None
+    workers: int = 1  # env processes / actors (the serial executor runs one env in-process)
+    retries: int = 2  # extra attempts for an episode lost to a simulator error or a lost worker
+    timeout_s: float = 120.0  # longest wait for the reply to one step
+    start_timeout_s: float = 600.0  # longest wait for an episode start (spawn, env build, reset)
+    config: Any = None  # the EvalConfig, for executor-specific options (None from the Python API)
+
+
+ExecutorFactory = Callable[[ExecutorSetup], Executor]
+
+EXECUTORS: Registry[ExecutorFactory] = Registry("executor")
+
+# Modules that register executors; imported by `load_executors` (add one line per new executor).
+EXECUTOR_MODULES: tuple[str, ...] = ("vla_bench.rollout.serial", "vla_bench.rollout.pool")
+
+
+def load_executors() -> Registry[ExecutorFactory]:
+    """Import every executor module (registration happens on import)."""
+    for module in EXECUTOR_MODULES:
+        importlib.import_module(module)
+    return EXECUTORS
+
+
+def default_executor(workers: int) -> str:
+    """Today's behaviour: the worker pool when there are workers, in-process when there are none."""
+    return "pool" if workers > 0 else "serial"
+
+
+def make_executor(name: str, setup: ExecutorSetup) -> Executor:
+    return load_executors().get(name)(setup)
+
+
+def executor_names() -> list[str]:
+    return load_executors().names()
+
+
+def setup_from_config(config: EvalConfig, workers: int, env_factory: EnvFactory, options: EnvOptions,
+                      video: VideoRecorder | None) -> ExecutorSetup:
+    return ExecutorSetup(
+        env_factory=env_factory,
+        options=options,
+        video=video,
+        workers=workers,
+        retries=config.retries,
+        timeout_s=config.worker_timeout,
+        start_timeout_s=max(600.0, 5 * config.worker_timeout),
+        config=config,
+    )
