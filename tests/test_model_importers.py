@@ -13,7 +13,8 @@ from model_helpers import TINY_STUDENT, TINY_TEACHER, make_obs
 from vla_bench.cli import main
 from vla_bench.errors import VlaBenchError
 from vla_bench.models import from_pretrained, read_config
-from vla_bench.models.importers import import_seer, import_vita
+from vla_bench.models.importers.seer import import_seer
+from vla_bench.models.importers.vita_vla import import_vita
 from vla_bench.models.seer import block_causal_mask
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import difflib
+import importlib
+import pkgutil
 from typing import Callable, Generic, Iterator, TypeVar
 
 from vla_bench.errors import VlaBenchError
@@ -19,13 +21,41 @@ def unknown_name_message(kind: str, name: str, known: list[str]) -> str:
     return message
 
 
-class Registry(Generic[T]):
-    """A named collection; `get` raises VlaBenchError naming the known entries."""
+def import_modules(name: str) -> None:
+    """Import module `name`; when it is a package, also every submodule directly inside it."""
+    module = importlib.import_module(name)
+    for info in pkgutil.iter_modules(getattr(module, "__path__", [])):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{name}.{info.name}")
 
-    def __init__(self, kind: str) -> None:
+
+class Registry(Generic[T]):
+    """A named collection; `get` raises VlaBenchError naming the known entries.
+
+    `modules` names the modules (or packages, meaning every module directly inside them) whose import
+    registers the entries. They are imported on the first lookup, so a registry is complete wherever
+    it is read, whatever the process imported before.
+    """
+
+    def __init__(self, kind: str, modules: tuple[str, ...] = ()) -> None:
         self.kind = kind
+        self.modules = modules
         self._items: dict[str, T] = {}
         self._aliases: dict[str, str] = {}
+        self._loaded = not modules
+        self._loading = False
+
+    def _load(self) -> None:
+        """Import the registering modules once (a lookup made while they import sees what is there)."""
+        if self._loaded or self._loading:
+            return
+        self._loading = True
+        try:
+            for name in self.modules:
+                import_modules(name)
+            self._loaded = True
+        finally:
+            self._loading = False
 
     def add(self, name: str, item: T, aliases: tuple[str, ...] = ()) -> T:
         if name in self._items:
@@ -44,6 +74,7 @@ class Registry(Generic[T]):
         return decorator
 
     def canonical(self, name: str) -> str:
+        self._load()
         if name in self._items:
             return name
         if name in self._aliases:
@@ -54,10 +85,13 @@ class Registry(Generic[T]):
         return self._items[self.canonical(name)]
 
     def names(self) -> list[str]:
+        self._load()
         return list(self._items)
 
     def __contains__(self, name: str) -> bool:
+        self._load()
         return name in self._items or name in self._aliases
 
     def __iter__(self) -> Iterator[str]:
+        self._load()
         return iter(self._items)

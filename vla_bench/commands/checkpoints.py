@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Optional
 
 import tyro
 
@@ -26,8 +26,8 @@ class InspectCommand:
 class ImportCommand:
     """Convert a released training .pth (Seer, or VITA-VLA trainable params) into a checkpoint directory."""
 
-    kind: Literal["seer", "vita-vla"]
-    """Which training code wrote the .pth."""
+    kind: str
+    """Which training code wrote the .pth: seer or vita-vla (one importer module each, in vla_bench/models/importers/)."""
     source: str
     """The .pth file (a dict with model_state_dict, or the state dict itself; `module.` prefixes are stripped)."""
     config: str
@@ -89,14 +89,19 @@ def cmd_inspect(config: InspectCommand) -> int:
     return 0
 
 
+# ImportCommand fields that are not files for a kind's importer.
+_COMMON_FIELDS = ("kind", "source", "config", "output", "trust_pickle")
+
+
 @command("import-checkpoint", ImportCommand)
 def cmd_import(config: ImportCommand) -> int:
     import json
 
     from vla_bench.errors import VlaBenchError
     from vla_bench.models.checkpoint import CheckpointConfig
-    from vla_bench.models.importers import import_seer, import_vita
+    from vla_bench.models.importers import IMPORTERS, ImportRequest
 
+    importer = IMPORTERS.get(config.kind)  # unknown kind -> error naming the known ones
     output = Path(config.output)
     if output.exists():
         raise VlaBenchError(f"--output {output} already exists")
@@ -110,13 +115,8 @@ def cmd_import(config: ImportCommand) -> int:
     ckpt = CheckpointConfig.from_dict(data, config.config)
     if ckpt.architecture != config.kind:
         raise VlaBenchError(f"--config {config.config} describes a {ckpt.architecture!r} model, not {config.kind!r}")
-    if config.kind == "seer":
-        if config.tokenizer is None:
-            raise VlaBenchError("--kind seer needs --tokenizer DIR (the CLIP text tokenizer files)")
-        report = import_seer(Path(config.source), ckpt, Path(config.tokenizer), output, config.trust_pickle)
-    else:
-        if config.base_vlm is None:
-            raise VlaBenchError("--kind vita-vla needs --base-vlm DIR (the VLM the trainable parameters apply to)")
-        report = import_vita(Path(config.source), ckpt, Path(config.base_vlm), output, config.trust_pickle)
+    options = {f.name: (None if getattr(config, f.name) is None else Path(getattr(config, f.name)))
+               for f in dataclasses.fields(config) if f.name not in _COMMON_FIELDS}
+    report = importer(ImportRequest(Path(config.source), ckpt, output, options, config.trust_pickle))
     print(report.summary())
     return 0

@@ -31,7 +31,8 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 SHOWN = 5  # mismatches named in an error message
 
-ARCHITECTURES: Registry[type["VlaModel"]] = Registry("model architecture")
+# Every module of vla_bench.models is imported on the first lookup; model classes register there.
+ARCHITECTURES: Registry[type["VlaModel"]] = Registry("model architecture", modules=("vla_bench.models",))
 
 
 class CheckpointError(VlaBenchError):
@@ -109,9 +110,6 @@ class CheckpointConfig:
 
 def read_config(path: Path) -> CheckpointConfig:
     """Read a checkpoint directory's config.json, saying what is missing when it is not one."""
-    import vla_bench.models.seer  # noqa: F401  (registers the architectures)
-    import vla_bench.models.vita  # noqa: F401
-
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"checkpoint {path}: no such file or directory")

@@ -4,7 +4,7 @@ wrist CLS | foresight x 2F, action x 3] through a GPT-2 backbone with a block-ca
 Built from transformers blocks: a ViT (MAE ViT-B/16 shape) per view, a Perceiver resampler, a CLIP
 text encoder, GPT-2 blocks. Top-level parameter names follow the released Seer checkpoints
 (`text_projector`, `perceiver_resampler`, `transformer_backbone.h.<i>`, `action_pred_token`, ...);
-the vision and text encoders use transformers' names and are mapped by `importers.import_seer`.
+the vision and text encoders use transformers' names and are mapped by `importers.seer.import_seer`.
 """
 
 from __future__ import annotations

@@ -68,7 +68,8 @@ class Policy(ABC):
 
 PolicyFactory = Callable[[PolicyContext], Policy]
 
-POLICIES: Registry[PolicyFactory] = Registry("policy")
+# Every module of vla_bench.policies is imported on the first lookup; adapters register there.
+POLICIES: Registry[PolicyFactory] = Registry("policy", modules=("vla_bench.policies",))
 
 
 def check_actions(actions: np.ndarray, batch: int) -> np.ndarray:
