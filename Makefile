@@ -69,6 +69,12 @@ BENCH_ARGS ?=
 bench: $(STAMP)
 	$(PY) bench/engine_bench.py $(BENCH_ARGS)
 
+# Remote (openpi websocket protocol) vs in-process policy throughput and loopback request overhead
+# (about a minute): writes bench/results/remote.json and .md.
+.PHONY: bench-remote
+bench-remote: $(STAMP)
+	$(PY) bench/remote_bench.py
+
 # Re-pin constraints.txt from a fresh resolve (run after changing dependencies in setup.cfg), and
 # copy its simulator pins into the package data `vla-bench doctor` checks (vla_bench/data/simulator_pins.txt).
 lock:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
+import tyro
+
+from vla_bench.remote.options import RemoteOptions
 from vla_bench.specs import DEFAULT_PROTOCOL
 
 
@@ -60,3 +63,5 @@ class EvalConfig:
     does (~2 s). Both start every episode bit-identically to a fresh env (bench/results/reset_check.md)."""
     force: bool = False
     """Start the requested workers even if the machine seems to lack the memory for them."""
+    remote: Annotated[RemoteOptions, tyro.conf.OmitArgPrefixes] = RemoteOptions()
+    """Options of --policy remote (--server, --model-name, ...)."""

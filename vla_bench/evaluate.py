@@ -14,6 +14,7 @@ from vla_bench.envs.base import EPISODE_START
 from vla_bench.episodes import Episode, RunPlan, make_plan
 from vla_bench.errors import VlaBenchError
 from vla_bench.policies import Policy, PolicyContext, make_policy
+from vla_bench.remote.options import redact_argv
 from vla_bench.results import provenance
 from vla_bench.results.schema import EpisodeRecord
 from vla_bench.results.summary import Summary
@@ -75,7 +76,7 @@ def run_info(config: EvalConfig, plan: RunPlan, policy: Policy, render: bool) ->
         "versions": provenance.versions(),
         "git": provenance.git_commit(),
         "host": provenance.host(),
-        "command": sys.argv,
+        "command": redact_argv(sys.argv),
     }
 
 
@@ -139,7 +140,10 @@ def evaluate(
         seed=plan.seed,
         device=config.device,
         strict_protocol=config.strict_protocol,
+        remote=config.remote,
     )
+    if config.policy != "remote" and config.remote.given():
+        raise VlaBenchError(f"{', '.join(config.remote.given())}: only for --policy remote")
     policy = make_policy(config.policy, context)
     if wrap_policy is not None:
         policy = wrap_policy(policy)

@@ -39,7 +39,11 @@ def simulator_versions(run: dict[str, Any]) -> dict[str, Any]:
 
 def checkpoint_identity(run: dict[str, Any]) -> dict[str, Any]:
     policy = run.get("policy") or {}
-    return {"name": policy.get("name"), "checkpoint_sha256": (policy.get("checkpoint") or {}).get("sha256")}
+    return {
+        "name": policy.get("name"),
+        "checkpoint_sha256": (policy.get("checkpoint") or {}).get("sha256"),
+        "model_identity": (policy.get("model") or {}).get("identity"),  # e.g. a remote server's model
+    }
 
 
 def identity_differences(old: dict[str, Any], new: dict[str, Any], shard: bool = True) -> list[str]:

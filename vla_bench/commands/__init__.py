@@ -36,5 +36,6 @@ def load_all() -> Registry[Command]:
     from vla_bench.commands import report as _report  # noqa: F401
     from vla_bench.commands import checkpoints as _checkpoints  # noqa: F401
     from vla_bench.commands import merge as _merge  # noqa: F401
+    from vla_bench.commands import serve as _serve  # noqa: F401
 
     return COMMANDS

@@ -19,6 +19,7 @@ from vla_bench.envs.base import ACTION_DIM, Observation
 from vla_bench.episodes import Episode
 from vla_bench.errors import PolicyOutputError
 from vla_bench.registry import Registry
+from vla_bench.remote.options import RemoteOptions
 from vla_bench.specs import Protocol
 
 
@@ -31,6 +32,7 @@ class PolicyContext:
     seed: int = 0
     device: str = "cpu"
     strict_protocol: bool = False  # refuse (rather than warn about) a checkpoint trained for another protocol
+    remote: RemoteOptions = RemoteOptions()  # options of --policy remote
 
 
 class Policy(ABC):

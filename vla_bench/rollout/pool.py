@@ -22,7 +22,7 @@ import numpy as np
 
 from vla_bench.envs.base import Observation
 from vla_bench.episodes import Episode
-from vla_bench.errors import PolicyOutputError
+from vla_bench.errors import PolicyEpisodeErrors, PolicyOutputError
 from vla_bench.policies.base import Policy, check_actions
 from vla_bench.results.schema import STATUS_ERROR, STATUS_OK, EpisodeRecord
 from vla_bench.rollout.episode import EnvOptions
@@ -208,14 +208,24 @@ class PoolExecutor:
             run = slot.running
             run.obs.episode, run.obs.step = run.episode.key, run.steps
             observations.append(run.obs)
+        failed: dict[int, tuple[str, bool]] = {}
         try:
             actions = check_actions(self._policy.infer(observations), len(observations))
+        except PolicyEpisodeErrors as exc:  # only some episodes lost their actions (e.g. a remote connection)
+            actions, failed = check_actions(exc.actions, len(observations)), exc.errors
         except PolicyOutputError as exc:  # the policy's output is unusable for all of them
             for slot in waiting:
                 self._finish(slot, STATUS_ERROR, error=f"policy output: {exc}")
             return
-        for slot, action in zip(waiting, actions):
+        for row, (slot, action) in enumerate(zip(waiting, actions)):
             run = slot.running
+            if row in failed:
+                message, retry = failed[row]
+                if retry:
+                    self._lost(slot, message, keep_worker=True)
+                else:
+                    self._finish(slot, STATUS_ERROR, error=message)
+                continue
             if not np.all(np.isfinite(action)):
                 self._finish(slot, STATUS_ERROR, error=f"policy output: policy returned non-finite action {action.tolist()}")
                 continue
@@ -235,12 +245,14 @@ class PoolExecutor:
             raise WorkerError(f"worker {slot.index} raised an unexpected error:\n{failure.traceback}")
         self._lost(slot, f"simulator: {failure.message}")
 
-    def _lost(self, slot: _Slot, reason: str) -> None:
-        """The worker is no longer trusted: replace it, retry the episode or record the error."""
+    def _lost(self, slot: _Slot, reason: str, keep_worker: bool = False) -> None:
+        """The episode is lost: retry it or record the error. The worker is replaced unless
+        `keep_worker` (the policy side failed, e.g. a remote connection; the env is sound)."""
         run = slot.running
         assert run is not None and slot.handle is not None
-        slot.handle.close(terminate=True)
-        slot.handle = None
+        if not keep_worker:
+            slot.handle.close(terminate=True)
+            slot.handle = None
         reasons = [*run.failed_before, reason]
         if run.attempt <= self.settings.retries:
             self._pending.appendleft((run.episode, run.attempt + 1, reasons))
