@@ -256,3 +256,23 @@ def test_serve_refuses_a_port_in_use(capsys):
         port = sock.getsockname()[1]
         assert main(["serve", "--policy", "zero", "--port", str(port)]) == 2
     assert f"--port {port} is in use" in capsys.readouterr().err
+
+
+def test_server_episodes_start_per_connection_or_on_episode_start(tmp_path):
+    """The protocol has no reset: a new connection, or {"__ctrl__": "episode_start"}, starts an episode
+    (the replay policy's step counter restarts)."""
+    from vla_bench.remote.client import Connection
+
+    recorded = np.random.default_rng(2).uniform(-1, 1, size=(6, 7))
+    np.save(tmp_path / "a.npy", recorded)
+    rng = np.random.default_rng(3)
+    with policy_server_thread(served("replay", checkpoint=tmp_path / "a.npy")) as url:
+        first = Connection(url)
+        got = [first.infer(libero_request(rng), 5)["actions"][0] for _ in range(3)]
+        np.testing.assert_array_equal(got, recorded[:3])
+        assert first.infer({"__ctrl__": "episode_start"}, 5) == {"__ack__": "episode_start"}
+        np.testing.assert_array_equal(first.infer(libero_request(rng), 5)["actions"][0], recorded[0])
+        second = Connection(url)
+        np.testing.assert_array_equal(second.infer(libero_request(rng), 5)["actions"][0], recorded[0])
+        np.testing.assert_array_equal(first.infer(libero_request(rng), 5)["actions"][0], recorded[1])
+        first.close(), second.close()
