@@ -14,6 +14,7 @@ from typing import Any, Callable, Sequence
 from vla_bench.episodes import Episode
 from vla_bench.errors import VlaBenchError
 from vla_bench.policies.base import Policy
+from vla_bench.remote.options import redact_argv
 from vla_bench.results.io import RunWriter, read_episodes, read_run
 from vla_bench.results.schema import STATUS_OK, EpisodeRecord
 from vla_bench.results.summary import Summary
@@ -104,7 +105,7 @@ class Run:
         if problems:
             raise VlaBenchError(f"cannot resume {run_dir}: it was started with other settings: {'; '.join(problems)}")
         done = {record.key for record in read_episodes(run_dir)}
-        resumed = [*old.get("resumed", []), {"at": now(), "command": sys.argv, "workers": info.get("workers")}]
+        resumed = [*old.get("resumed", []), {"at": now(), "command": redact_argv(sys.argv), "workers": info.get("workers")}]
         writer = RunWriter.reopen(run_dir, {**old, "resumed": resumed})
         todo = [e for e in episodes if e.key not in done]
         return cls(writer, episodes, todo, progress, old.get("worker_peak_rss_mb"))
