@@ -1,5 +1,7 @@
-"""GPU inference benchmark of a VITA-VLA student in the 7B shape (Qwen2.5-VL-7B sizes: hidden 3584,
-28 layers; random init, bf16), with S = 7 turns of history and 2 views, at batch 1/8/16/32.
+"""GPU inference benchmark of a VITA-VLA student in the 7B shape (VITA-1.5-7B: InternViT-300M-448px,
+mlp2x_gelu projector, Qwen2.5-7B language model with hidden 3584, 28 layers; sizes from
+checkpoints/configs/vita-vla-7b-student.json; random init, bf16), with S = 7 turns of history and
+2 views, at batch 1/8/16/32.
 
     python bench/models_gpu.py [--batches 1,8,16,32] [--reps 10] [--name models-gpu]
 
@@ -30,40 +32,29 @@ from model_timing import RESULTS, host, observation, steady_state_latency, summa
 PEAKS = {"H200": 989.4e12, "H100 SXM": 989.4e12, "H100 80GB HBM3": 989.4e12, "H100 PCIe": 756.5e12, "H100": 989.4e12,
          "A100": 312e12, "L40S": 362e12, "A10G": 70e12}
 
-SHAPE_7B = {
-    "text_config": {"hidden_size": 3584, "intermediate_size": 18944, "num_hidden_layers": 28, "num_attention_heads": 28,
-                    "num_key_value_heads": 4, "vocab_size": 152064, "max_position_embeddings": 32768,
-                    "rope_scaling": {"type": "mrope", "mrope_section": [16, 24, 24]}, "rope_theta": 1000000.0,
-                    "tie_word_embeddings": False},
-    "vision_config": {"depth": 32, "hidden_size": 1280, "intermediate_size": 3420, "num_heads": 16, "out_hidden_size": 3584,
-                      "fullatt_block_indexes": [7, 15, 23, 31], "window_size": 112, "patch_size": 14,
-                      "spatial_merge_size": 2, "temporal_patch_size": 2},
-    "vocab_size": 152064, "tie_word_embeddings": False,
-}
+SHAPE_7B = REPO / "checkpoints" / "configs" / "vita-vla-7b-student.json"  # VITA-1.5-7B sizes
 
 
 def build_policy(shape: str, device: str):
     import torch
 
     from vla_bench.models.checkpoint import CheckpointConfig, ExpectedProtocol
-    from vla_bench.models.tiny import RECIPES, _student_token_ids
-    from vla_bench.models.tokenizer import build_word_tokenizer
-    from vla_bench.models.vita import VitaStudent, make_processor
+    from vla_bench.models.tiny import RECIPES, build_tokenizer
+    from vla_bench.models.vita import VitaStudent
+    from vla_bench.models.vita15 import make_processor
     from vla_bench.policies.execution import ExecutionPolicy
     from vla_bench.policies.vla_models import TorchChunkPredictor
 
     recipe = json.loads((RECIPES / "tiny-student.json").read_text())
-    spec = recipe["tokenizer"]
-    tokenizer = build_word_tokenizer(spec["words"], spec["special_tokens"], wrap=False)
+    tokenizer = build_tokenizer(recipe["tokenizer"])  # the tiny BPE tokenizer: ids stay below any vocab size
     model = copy.deepcopy(recipe["model"])
     if shape == "7b":
-        model["vlm_config"] = copy.deepcopy(SHAPE_7B)
-        model["teacher_width"] = 384
-    model["vlm_config"] = _student_token_ids(model["vlm_config"], tokenizer)
+        big = json.loads(SHAPE_7B.read_text())["model"]
+        model.update(vlm_config=big["vlm_config"], teacher_width=big["teacher_width"])
     config = CheckpointConfig(architecture="vita-vla", model=model, normalisation=recipe["normalisation"],
                               protocol=ExpectedProtocol.from_dict(recipe["protocol"]))
-    p, norm = recipe["processor"], recipe["normalisation"]
-    processor = make_processor(200, norm["image_mean"], norm["image_std"], p["patch_size"], p["merge_size"], p["temporal_patch_size"])
+    norm = recipe["normalisation"]
+    processor = make_processor(200, norm["image_mean"], norm["image_std"])
     from vla_bench.models.base import resolve_device
 
     _, dtype = resolve_device(device)  # bf16 on CUDA, fp32 on CPU (one CPU thread unless told otherwise)
@@ -83,8 +74,8 @@ def flops_per_window(student, tokens: int) -> float:
     """Analytic FLOPs of the timed model forward for one env: the language model over the whole
     window, 2 * params * tokens plus causal attention 2 * layers * tokens^2 * hidden (the heads are
     negligible; the vision tower runs outside the timed forward, on cached frames)."""
-    text = student.vlm.config.text_config
-    lm_params = sum(p.numel() for n, p in student.vlm.model.language_model.named_parameters() if "embed_tokens" not in n)
+    text = student.vlm.config
+    lm_params = sum(p.numel() for n, p in student.vlm.language_model.named_parameters() if "embed_tokens" not in n)
     return 2 * lm_params * tokens + 2 * text.num_hidden_layers * tokens**2 * text.hidden_size
 
 
@@ -137,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
                 sync()
                 model_times.append(time.perf_counter() - start)
             model_s = statistics.median(model_times[2:])
-        tokens = sum(len(student._turn(frame, student._instruction(instructions[0]))[0]) for frame in windows[0])
+        tokens = len(student.backend.window_tokens(student, windows[0], instructions[0])[0])
         flops = batch * flops_per_window(student, tokens)
         row.update({
             "model_forward_ms_median": round(1000 * model_s, 2),

@@ -104,7 +104,7 @@ def test_unknown_vlm_class_and_architecture(tmp_path):
     config = json.loads((path / "config.json").read_text())
     config["model"]["vlm_class"] = "LlavaForConditionalGeneration"
     (path / "config.json").write_text(json.dumps(config))
-    with pytest.raises(VlaBenchError, match="not a supported VLM class; supported: Qwen2_5_VLForConditionalGeneration"):
+    with pytest.raises(VlaBenchError, match="not a supported VLM class; supported: VITA-1.5, Qwen2_5_VLForConditionalGeneration"):
         from_pretrained(path)
     config["architecture"] = "sear"
     (path / "config.json").write_text(json.dumps(config))
@@ -134,7 +134,7 @@ def test_cuda_requested_but_unavailable():
 def test_inspect_prints_counts_protocol_and_run_hash(capsys):
     assert main(["inspect", str(TINY_STUDENT), "--verify"]) == 0
     out = capsys.readouterr().out
-    assert "vita-vla (VLM class Qwen2_5_VLForConditionalGeneration)" in out
+    assert "vita-vla (VLM class VITA-1.5)" in out
     assert "execution temporal_ensemble (k=0.01)" in out
     assert sha256_path(TINY_STUDENT) in out
     assert "weights load strictly" in out

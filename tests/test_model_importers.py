@@ -140,7 +140,12 @@ def test_import_checkpoint_cli(tmp_path, teacher, capsys):
 
 
 def test_vita_importer_applies_trainable_params_on_a_base_vlm(tmp_path):
-    student = from_pretrained(TINY_STUDENT)
+    """The Qwen2.5-VL option (not the default VLM): trainable params on a transformers VLM folder."""
+    from model_helpers import REPO
+    from vla_bench.models.tiny import build_from_recipe
+
+    qwen = build_from_recipe(REPO / "checkpoints" / "configs" / "tiny-student-qwen25vl.json", tmp_path / "qwen-student")
+    student = from_pretrained(qwen)
     base = tmp_path / "base-vlm"
     torch.manual_seed(5)
     base_vlm = type(student.vlm)(student.vlm.config)  # a different (random) base model
@@ -154,7 +159,7 @@ def test_vita_importer_applies_trainable_params_on_a_base_vlm(tmp_path):
         if key.startswith(lm):
             trainable["module.model." + key.removeprefix(lm)] = value
     torch.save({"model_state_dict": trainable}, tmp_path / "vita.pth")
-    config = read_config(TINY_STUDENT)
+    config = read_config(qwen)
     report = import_vita(tmp_path / "vita.pth", config, base, tmp_path / "out")
     assert report.renamed == len(trainable)
     imported = from_pretrained(tmp_path / "out")

@@ -2,8 +2,9 @@
 
     python -m vla_bench.models.tiny [--out checkpoints]     # what `make tiny-checkpoints` runs
 
-A recipe is a checkpoint config.json plus how to build the tokenizer ("tokenizer": words, special
-tokens) and, for the student, the image processor ("processor": patch sizes) and a "seed".
+A recipe is a checkpoint config.json plus how to build the tokenizer ("tokenizer": words and special
+tokens for a word-level one, or "kind": "bpe" with a corpus for a byte-level BPE one like Qwen2's),
+for a Qwen-VL student the image processor ("processor": patch sizes), and a "seed".
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 import torch
 
 from vla_bench.models.checkpoint import ARCHITECTURES, CheckpointConfig, ExpectedProtocol
-from vla_bench.models.tokenizer import build_word_tokenizer
+from vla_bench.models.tokenizer import build_bpe_tokenizer, build_word_tokenizer
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPES = REPO / "checkpoints" / "configs"
@@ -37,6 +38,13 @@ def _student_token_ids(vlm_config: dict[str, Any], tokenizer: Any) -> dict[str, 
     return {**vlm_config, **config, "text_config": text}
 
 
+def build_tokenizer(spec: dict[str, Any]) -> Any:
+    """The tokenizer a recipe describes: word-level (default) or byte-level BPE ("kind": "bpe")."""
+    if spec.get("kind", "words") == "bpe":
+        return build_bpe_tokenizer(spec["corpus"], spec["vocab_size"], spec.get("special_tokens", []), spec["pad"], spec["eos"])
+    return build_word_tokenizer(spec["words"], spec.get("special_tokens", []), wrap=spec.get("wrap", False))
+
+
 def build_from_recipe(recipe_path: Path, out: Path) -> Path:
     """Build a random-weight checkpoint directory `out` from a recipe file."""
     import vla_bench.models.seer  # noqa: F401  (registers architectures)
@@ -44,8 +52,7 @@ def build_from_recipe(recipe_path: Path, out: Path) -> Path:
 
     recipe = json.loads(Path(recipe_path).read_text())
     torch.manual_seed(int(recipe.get("seed", 0)))
-    spec = recipe["tokenizer"]
-    tokenizer = build_word_tokenizer(spec["words"], spec.get("special_tokens", []), wrap=spec.get("wrap", False))
+    tokenizer = build_tokenizer(recipe["tokenizer"])
     model_config = copy.deepcopy(recipe["model"])
     extra: dict[str, Any] = {}
     if recipe["architecture"] == "seer":
@@ -53,13 +60,21 @@ def build_from_recipe(recipe_path: Path, out: Path) -> Path:
         if len(tokenizer) > text["vocab_size"]:
             raise ValueError(f"{recipe_path}: tokenizer has {len(tokenizer)} tokens > text vocab_size {text['vocab_size']}")
         text["eos_token_id"] = tokenizer.eos_token_id
+    elif model_config.get("vlm_class") == "VITA-1.5":
+        from vla_bench.models.vita15 import make_processor
+
+        text = model_config["vlm_config"]["text_config"]
+        if len(tokenizer) > text["vocab_size"]:
+            raise ValueError(f"{recipe_path}: tokenizer has {len(tokenizer)} tokens > text vocab_size {text['vocab_size']}")
+        norm = recipe["normalisation"]
+        extra["processor"] = make_processor(recipe["protocol"]["image_size"], norm["image_mean"], norm["image_std"])
     else:
-        from vla_bench.models.vita import make_processor
+        from vla_bench.models.vita import make_qwen_processor
 
         model_config["vlm_config"] = _student_token_ids(model_config["vlm_config"], tokenizer)
         p = recipe["processor"]
         norm = recipe["normalisation"]
-        extra["processor"] = make_processor(recipe["protocol"]["image_size"], norm["image_mean"], norm["image_std"], p["patch_size"], p["merge_size"], p["temporal_patch_size"])
+        extra["processor"] = make_qwen_processor(recipe["protocol"]["image_size"], norm["image_mean"], norm["image_std"], p["patch_size"], p["merge_size"], p["temporal_patch_size"])
     config = CheckpointConfig(
         architecture=recipe["architecture"],
         model=model_config,

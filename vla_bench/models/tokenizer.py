@@ -55,3 +55,25 @@ def load_tokenizer(path: Path):
     if not (Path(path) / TOKENIZER_FILE).is_file():
         raise VlaBenchError(f"checkpoint {path}: missing {TOKENIZER_FILE}")
     return PreTrainedTokenizerFast.from_pretrained(str(path))
+
+
+def build_bpe_tokenizer(corpus: Sequence[str], vocab_size: int, special_tokens: Sequence[str], pad: str, eos: str):
+    """A byte-level BPE tokenizer (Qwen2's kind: spaces are part of tokens, a lone space is a token)
+    trained on `corpus`; deterministic for the same inputs. No BOS, as Qwen2's tokenizer.
+
+    Returns a transformers PreTrainedTokenizerFast (save it with save_pretrained).
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = list(dict.fromkeys([pad, eos, *special_tokens]))
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tokenizer.train_from_iterator(list(corpus), trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, pad_token=pad, eos_token=eos,
+        additional_special_tokens=[t for t in specials if t not in (pad, eos)],
+    )
