@@ -286,7 +286,8 @@ def import_vita_vla(source: Path, config: CheckpointConfig, base_vlm: Path, outp
     check_state_dict(expected, weights, f"{source} on --base-vlm {base_vlm}")
     student.load_state_dict(weights, strict=True, assign=True)
     student.save_pretrained(output)
-    return ImportReport(output=Path(output), renamed=len(weights), dropped=from_pth.dropped + base.dropped, notes=_notes(record))
+    return ImportReport(output=Path(output), renamed=len(weights), dropped=from_pth.dropped + base.dropped, notes=_notes(record),
+                        dropped_what="weights the student never reads (lm_head, audio encoder, other teacher parts)")
 
 
 def _notes(record: Mapping[str, Any]) -> list[str]:
