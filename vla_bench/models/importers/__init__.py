@@ -42,10 +42,12 @@ class ImportReport:
     output: Path
     renamed: int
     dropped: list[str]
+    notes: list[str] = dataclasses.field(default_factory=list)  # e.g. dtype conversions
+    dropped_what: str = "pretraining-only weights"
 
     def summary(self) -> str:
-        dropped = f"; dropped {len(self.dropped)} pretraining-only weights ({_prefixes(self.dropped)})" if self.dropped else ""
-        return f"wrote {self.output}: {self.renamed} weights renamed{dropped}"
+        dropped = f"; dropped {len(self.dropped)} {self.dropped_what} ({_prefixes(self.dropped)})" if self.dropped else ""
+        return f"wrote {self.output}: {self.renamed} weights renamed{dropped}" + "".join(f"; {note}" for note in self.notes)
 
 
 def _prefixes(keys: list[str]) -> str:
