@@ -8,7 +8,6 @@ from typing import Annotated, Literal, Optional
 import tyro
 
 from vla_bench.remote.options import RemoteOptions
-from vla_bench.specs import DEFAULT_PROTOCOL
 
 
 @dataclasses.dataclass(frozen=True)
@@ -16,17 +15,24 @@ class EvalConfig:
     """Run a policy on LIBERO suites under a named protocol and write a run folder."""
 
     suite: str
-    """Suite name(s), comma-separated: libero_spatial, libero_object, libero_goal, libero_10, libero_90."""
+    """Suite name(s), comma-separated: libero_spatial, libero_object, libero_goal, libero_10, libero_90;
+    robustness suites libero_plus, libero_pro_spatial, libero_pro_object, libero_pro_goal, libero_pro_10."""
     policy: str
     """Registered policy name (see `vla-bench policies`)."""
     checkpoint: Optional[str] = None
     """Checkpoint path (file or directory) for policies that load weights or recorded actions."""
-    protocol: str = DEFAULT_PROTOCOL
-    """Evaluation protocol preset (see `vla-bench suites`)."""
+    protocol: Optional[str] = None
+    """Evaluation protocol preset (see `vla-bench suites`); default: openvla, or a robustness suite's own."""
     tasks: Optional[str] = None
     """Task ids, e.g. 0,3 or 0-4 (default: all). A deviation from the protocol."""
     trials: Optional[int] = None
     """Episodes per task; trial i starts from init state i (default: the protocol's). A deviation."""
+    variants: Optional[str] = None
+    """Robustness suites: variants by category, level (L3, L2-4) or base suite, e.g. camera,light,L5 (default: all). A deviation."""
+    limit: Optional[int] = None
+    """Robustness suites: run a fixed, seeded sample of N variants spread over the categories. A deviation."""
+    assets: Optional[str] = None
+    """Folder holding a robustness suite's extra assets (e.g. LIBERO-Plus's assets.zip unpacked); env VLA_BENCH_ROBUST_ASSETS."""
     max_steps: Optional[int] = None
     """Policy steps per episode for every suite (default: the protocol's per-suite limit). A deviation."""
     seed: Optional[int] = None

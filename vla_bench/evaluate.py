@@ -121,6 +121,8 @@ def evaluate(
         trials=config.trials,
         max_steps=config.max_steps,
         seed=config.seed,
+        variants=config.variants,
+        limit=config.limit,
     )
     episodes = plan.episodes()
     shard = parse_shard(config.shard) if config.shard is not None else None
@@ -134,6 +136,11 @@ def evaluate(
         from vla_bench.envs.libero_setup import ensure_ready
 
         ensure_ready()  # fail before creating the run folder if LIBERO is not usable
+        if any(s.robust for s in plan.suites):
+            from vla_bench.envs.robust_setup import check_episodes, set_assets_dir
+
+            set_assets_dir(config.assets)
+            check_episodes(plan.suites, episodes)  # the packages and every file the chosen variants need
     context = PolicyContext(
         protocol=plan.protocol,
         checkpoint=None if config.checkpoint is None else Path(config.checkpoint),

@@ -23,10 +23,21 @@ class Suite:
     n_tasks: int
     init_states_per_task: int
     aliases: tuple[str, ...] = ()
+    variants: str | None = None  # robustness suites: the variant table (vla_bench/data/variants/); a task is a variant
+    package: str | None = None  # the installed package holding its BDDL and init files (robustness suites)
+    protocols: tuple[str, ...] = ()  # protocols it may run under (robustness suites); empty: the standard ones
+    sources: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.n_tasks <= 0 or self.init_states_per_task <= 0:
             raise ValueError(f"suite {self.name}: n_tasks and init_states_per_task must be positive")
+        if (self.variants is None) != (self.package is None) or (self.variants is not None and not self.protocols):
+            raise ValueError(f"suite {self.name}: a robustness suite needs variants, package and protocols")
+
+    @property
+    def robust(self) -> bool:
+        """Whether this is a robustness suite (perturbed variants of LIBERO tasks)."""
+        return self.variants is not None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +62,11 @@ class Protocol:
     gripper: str
     max_steps: dict[str, int]
     ensemble_k: float | None = None
+    robustness: bool = False  # a robustness protocol: only for the suites that name it
+
+    def allows(self, suite: Suite) -> bool:
+        """Whether `suite` may be evaluated under this protocol."""
+        return self.name in suite.protocols if suite.robust else not self.robustness
 
     def __post_init__(self) -> None:
         if self.state not in STATE_KINDS:
@@ -66,6 +82,7 @@ class Protocol:
                 raise ValueError(f"protocol {self.name}: sizes and counts must be positive")
 
     def max_steps_for(self, suite: str) -> int:
+        """Step limit of a suite, or of a variant's base suite (robustness protocols key by base suite)."""
         return self.max_steps[suite]
 
     def to_dict(self) -> dict[str, Any]:
@@ -77,14 +94,16 @@ def suites() -> Registry[Suite]:
     registry: Registry[Suite] = Registry("suite")
     for name, entry in data.read_toml("suites.toml").items():
         aliases = tuple(entry.pop("aliases", ()))
-        registry.add(name, Suite(name=name, aliases=aliases, **entry), aliases)
+        protocols_ = tuple(entry.pop("protocols", ()))
+        sources = tuple(entry.pop("sources", ()))
+        registry.add(name, Suite(name=name, aliases=aliases, protocols=protocols_, sources=sources, **entry), aliases)
     return registry
 
 
 @functools.cache
 def protocols() -> Registry[Protocol]:
     registry: Registry[Protocol] = Registry("protocol")
-    suite_names = set(suites().names())
+    suite_names = {name for name in suites() if not suites().get(name).robust}
     for name, entry in data.read_toml("protocols.toml").items():
         protocol = Protocol(
             name=name,
@@ -93,7 +112,7 @@ def protocols() -> Registry[Protocol]:
             settle_action=tuple(float(a) for a in entry.pop("settle_action")),
             **entry,
         )
-        missing = suite_names - set(protocol.max_steps)
+        missing = set() if protocol.robustness else suite_names - set(protocol.max_steps)
         if missing:
             raise ValueError(f"protocol {name}: no max_steps for {sorted(missing)}")
         registry.add(name, protocol)
@@ -101,3 +120,13 @@ def protocols() -> Registry[Protocol]:
 
 
 DEFAULT_PROTOCOL = "openvla"
+
+
+def default_protocol(suite_names: list[str]) -> str:
+    """The protocol a run uses when none is named: a robustness suite's own, else `openvla`."""
+    registry = suites()
+    for name in suite_names:
+        suite = registry.get(name)
+        if suite.robust:
+            return suite.protocols[0]
+    return DEFAULT_PROTOCOL

@@ -61,6 +61,8 @@ class GateCommand:
     """Significance level of the one-sided test."""
     suite: Optional[str] = None
     """Suites to gate, comma-separated (default: all suites of the run)."""
+    category: Optional[str] = None
+    """Robustness suites: gate one perturbation category (e.g. camera) per suite instead of whole suites."""
     test: Literal["fisher", "boschloo"] = "fisher"
     """Exact test: Fisher's (conditional, conservative) or Boschloo's (unconditional, at least as powerful;
     seconds per suite at 500 episodes, minutes at 4500)."""
@@ -75,7 +77,8 @@ def cmd_gate(config: GateCommand) -> int:
     from vla_bench.report.gate import run_gate
 
     result = run_gate(
-        config.run, config.baseline, suites=config.suite, alpha=config.alpha, min_success=config.min_success, test=config.test
+        config.run, config.baseline, suites=config.suite, alpha=config.alpha, min_success=config.min_success, test=config.test,
+        category=config.category,
     )
     print(json_module.dumps(result.to_json(), indent=2) if config.json else result.text())
     return 0 if result.passed else 1

@@ -19,7 +19,13 @@ from vla_bench.errors import VlaBenchError
 
 
 def load_task(suite: str, task_id: int):
-    """(task, init_states, bddl path) of one LIBERO task."""
+    """(task, init_states, bddl path) of one LIBERO task, or of one variant of a robustness suite."""
+    from vla_bench.specs import suites
+
+    if suites().get(suite).robust:
+        from vla_bench.envs.robust_setup import load_variant
+
+        return load_variant(suite, task_id)
     ensure_ready()
     # LIBERO, robosuite and gym print banners and task orders on import: keep them off the console.
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
@@ -35,9 +41,22 @@ def load_task(suite: str, task_id: int):
     return task, init_states, bddl
 
 
+def control_env_class(suite: str):
+    """LIBERO's ControlEnv, or the robustness package's own for its suites."""
+    from vla_bench.specs import suites
+
+    if suites().get(suite).robust:
+        from vla_bench.envs.robust_setup import control_env_class as robust_class
+
+        return robust_class(suite)
+    from libero.libero.envs.env_wrapper import ControlEnv
+
+    return ControlEnv
+
+
 def make_raw_env(spec: EnvSpec, bddl: str):
     """The LIBERO ControlEnv for a spec: offscreen rendering of the protocol's cameras, or none."""
-    from libero.libero.envs.env_wrapper import ControlEnv
+    ControlEnv = control_env_class(spec.suite)  # noqa: N806
 
     size = spec.render_size
     if spec.cameras:

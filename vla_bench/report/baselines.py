@@ -22,6 +22,7 @@ class Baseline:
     success: dict[str, float]
     average: float | None = None
     protocol_note: str | None = None
+    categories: dict[tuple[str, str], float] = dataclasses.field(default_factory=dict)  # (suite, category) -> rate
 
     def __post_init__(self) -> None:
         for suite, rate in self.success.items():
@@ -52,6 +53,11 @@ def baselines() -> Registry[Baseline]:
                 success={suite: value / 100 for suite, value in entry["success"].items()},
                 average=None if percent is None else percent / 100,
                 protocol_note=entry.get("protocol_note"),
+                categories={
+                    (suite, category): value / 100
+                    for suite, table in entry.get("categories", {}).items()
+                    for category, value in table.items()
+                },
             ),
         )
     return registry

@@ -12,6 +12,7 @@ import pandas as pd
 
 from vla_bench.errors import VlaBenchError
 from vla_bench.report.baselines import Baseline, select_baselines
+from vla_bench.report.categories import CATEGORY_NOTE, CategoryTable, build_category_table, category_lines
 from vla_bench.report.compare import comparability_warnings
 from vla_bench.report.markdown import render_markdown
 from vla_bench.report.runs import LoadedRun, load_runs
@@ -81,9 +82,14 @@ class Report:
     baselines: list[Baseline]
     frame: pd.DataFrame
     warnings: list[str]
+    categories: CategoryTable | None = None
 
     def markdown(self, with_tasks: bool = True) -> str:
-        return render_markdown(self.frame, self.runs, self.baselines, self.warnings, with_tasks)
+        text = render_markdown(self.frame, self.runs, self.baselines, self.warnings, with_tasks)
+        if self.categories is None or self.categories.empty():
+            return text
+        extra = ["## Perturbation categories", "", CATEGORY_NOTE, "", *category_lines(self.categories, self.baselines)]
+        return text.rstrip("\n") + "\n\n" + "\n".join(extra)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -96,6 +102,7 @@ class Report:
             "runs": [run_entry(run, self.frame) for run in self.runs],
             "baselines": [dataclasses.asdict(b) for b in self.baselines],
             "rows": frame_records(self.frame),
+            "categories": [] if self.categories is None else self.categories.to_json(),
         }
 
     def write_csv(self, path: str | Path) -> None:
@@ -128,4 +135,10 @@ def build_report(paths: Sequence[str], names: str | None = None, baselines: str 
     if clash:
         raise VlaBenchError(f"run label {clash[0]!r} is also the name of a baseline; choose other labels with --names")
     frame = build_table(runs, chosen, CONFIDENCE)
-    return Report(runs=runs, baselines=chosen, frame=frame, warnings=comparability_warnings(runs, chosen))
+    return Report(
+        runs=runs,
+        baselines=chosen,
+        frame=frame,
+        warnings=comparability_warnings(runs, chosen),
+        categories=build_category_table(runs, chosen),
+    )

@@ -51,18 +51,26 @@ class GateSide:
         return self.protocol
 
 
-def side_from_run(path: Path) -> GateSide:
+def side_from_run(path: Path, category: str | None = None) -> GateSide:
+    """A run folder as a gate side; with `category`, one unit per robustness suite ("libero_plus/camera")
+    holding only that perturbation category's episodes."""
     run = load_run(path)
     suites = {}
     for suite in run.suites:
         records = [r for r in run.records if r.suite == suite]
+        name = suite
+        if category is not None:
+            records = [r for r in records if r.category == category]
+            if not records:
+                continue
+            name = f"{suite}/{category}"
         errors = sum(1 for r in records if r.status != "ok")
         successes = sum(1 for r in records if r.status == "ok" and r.success)
-        suites[suite] = SuiteCounts(
+        suites[name] = SuiteCounts(
             successes=successes,
             ok=len(records) - errors,
             errors=errors,
-            episode_set=frozenset(episode_id(*e) for e in run.episode_set(suite)),
+            episode_set=frozenset(episode_id(r.suite, r.task_id, r.init_idx, r.seed) for r in records),
         )
     planned = run.info.get("episodes_planned")
     incomplete = None
@@ -134,6 +142,13 @@ def side_from_json(path: Path) -> GateSide:
         versions=data.get("versions") if isinstance(data.get("versions"), dict) else None,
         suites=suites,
     )
+
+
+def check_category(run: GateSide, category: str, source: str) -> None:
+    if not run.suites:
+        known = sorted({r.category for r in load_run(Path(source)).records if r.category})
+        listed = ", ".join(known) if known else "none: it holds no robustness-suite episodes"
+        raise VlaBenchError(f"--category {category}: no episode of that category in {source} (its categories: {listed})")
 
 
 def load_side(reference: str) -> GateSide:
@@ -287,6 +302,18 @@ def gate_suites(run: GateSide, ref: GateSide, requested: str | None) -> list[str
     return names
 
 
+def category_units(run: GateSide, ref: GateSide, requested: str | None) -> list[str]:
+    """The "suite/category" units to gate (of the suites named with --suite, if any)."""
+    wanted = None if requested is None else {specs.suites().canonical(n.strip()) for n in requested.split(",") if n.strip()}
+    names = [n for n in run.suites if wanted is None or n.split("/")[0] in wanted]
+    if not names:
+        raise VlaBenchError(f"--suite {requested}: the run has no episodes of that category in it")
+    for name in names:
+        if name not in ref.suites or ref.suites[name].ok == 0:
+            raise VlaBenchError(f"{name}: the baseline {ref.source} has no ok episodes of it to compare with")
+    return names
+
+
 def run_gate(
     run_path: str,
     baseline: str,
@@ -295,6 +322,7 @@ def run_gate(
     alpha: float = 0.05,
     min_success: float | None = None,
     test: str = "fisher",
+    category: str | None = None,
 ) -> GateResult:
     """Compare a run folder with a baseline run folder or JSON file, suite by suite."""
     if not 0.0 < alpha < 1.0:
@@ -305,9 +333,14 @@ def run_gate(
         raise VlaBenchError(f"--test {test}: known tests are {', '.join(DROP_TESTS)}")
     if not Path(run_path).is_dir():
         raise VlaBenchError(f"{run_path}: no such run folder")
-    run = side_from_run(Path(run_path))
-    ref = load_side(baseline)
-    names = gate_suites(run, ref, suites)
+    run = side_from_run(Path(run_path), category)
+    if category is not None:
+        check_category(run, category, run_path)
+        ref = side_from_run(Path(baseline), category) if Path(baseline).is_dir() else load_side(baseline)
+        names = category_units(run, ref, suites)
+    else:
+        ref = load_side(baseline)
+        names = gate_suites(run, ref, suites)
     notes = check_comparable(run, ref, names)
     verdicts = []
     for suite in names:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import pandas as pd
 from matplotlib.figure import Figure
 
+from vla_bench.report.categories import CATEGORY_NOTE
 from vla_bench.report.compare import show
 from vla_bench.report.markdown import CI_NOTE, average_note, cell, column_titles, lookup, table_suites
 from vla_bench.report.runs import LoadedRun
@@ -166,6 +167,27 @@ def _run_section(run: LoadedRun, html_dir: Path) -> str:
     return "\n".join(parts)
 
 
+def _category_tables(report: Report) -> str:
+    """The per-category markdown tables as HTML tables (same cells)."""
+    from vla_bench.report.categories import category_lines
+
+    html: list[str] = []
+    rows: list[str] = []
+    for line in category_lines(report.categories, report.baselines) + [""]:
+        if line.startswith("### "):
+            html.append(f"<h3>{_e(line[4:])}</h3>")
+        elif line.startswith("|---"):
+            continue
+        elif line.startswith("|"):
+            cells = [c.strip().replace("**", "") for c in line.strip("|").split("|")]
+            tag = "th" if not rows else "td"
+            rows.append("<tr>" + "".join(f"<{tag}>{_e(c)}</{tag}>" for c in cells) + "</tr>")
+        elif rows:
+            html.append("<table>" + "".join(rows) + "</table>")
+            rows = []
+    return "\n".join(html)
+
+
 def render_html(report: Report, html_dir: Path) -> str:
     """The whole page. `html_dir` is where the page will live (video links are relative to it)."""
     frame = report.frame
@@ -184,6 +206,8 @@ def render_html(report: Report, html_dir: Path) -> str:
     for suite in table_suites(frame):
         png = suite_chart(frame, suite, titles)
         parts.append(f'<img class="chart" alt="{_e(suite)} success chart" src="data:image/png;base64,{png}">')
+    if report.categories is not None and not report.categories.empty():
+        parts += ["<h2>Perturbation categories</h2>", f"<p>{_e(CATEGORY_NOTE)}</p>", _category_tables(report)]
     parts += ["<h2>Tasks</h2>", _task_table(frame, titles)]
     if report.baselines:
         parts.append("<h2>Published baselines</h2><ol>")

@@ -37,6 +37,12 @@ class EpisodeRecord:
     schema_version: int = SCHEMA_VERSION
     attempts: int = 1  # tries it took (a simulator crash retries the episode on a fresh worker)
     worker_peak_rss_mb: float | None = None  # peak RSS of the env worker that ran it (pool executor)
+    # robustness suites (libero_plus, libero_pro_*): the variant's name, perturbation category, level
+    # (None: unrated or a suite without levels) and the LIBERO suite of its unperturbed task
+    variant: str | None = None
+    category: str | None = None
+    level: int | None = None
+    base_suite: str | None = None
 
     @property
     def key(self) -> str:
@@ -72,4 +78,8 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "wall_s": (int, float),
     "status": (str,),
     "error": (str, type(None)),
+    "variant": (str, type(None)),
+    "category": (str, type(None)),
+    "level": (int, type(None)),
+    "base_suite": (str, type(None)),
 }

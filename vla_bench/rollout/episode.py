@@ -116,6 +116,7 @@ def run_episode(
             wall_s=round(time.monotonic() - start, 3),
             status=status,
             error=error,
+            **episode.labels(),
         )
 
     video = on_observation is not None

@@ -278,6 +278,7 @@ class PoolExecutor:
             error=error,
             attempts=run.attempt,
             worker_peak_rss_mb=slot.peak_rss_mb,
+            **episode.labels(),
         )
         slot.running = None
         if self.video is not None and run.frames is not None:
