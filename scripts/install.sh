@@ -26,6 +26,6 @@ fi
 PIP="$VENV/bin/python -m pip --disable-pip-version-check -q"
 # torch first: rlinf-libero imports it without declaring it, and anything unpinned would pull CUDA.
 $PIP install "torch==$TORCH_VERSION"
-$PIP install -c constraints.txt -e ".[libero,robust,dev]"
+$PIP install -c constraints.txt -e ".[libero,robust,dev,ray]"
 $VENV/bin/python -m pip check
 $VENV/bin/python -m vla_bench.envs.libero_setup

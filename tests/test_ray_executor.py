@@ -1,0 +1,125 @@
+"""The Ray executor on a real local two-node Ray cluster (loopback only) with fake envs."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import ray
+
+from engine_helpers import PROTOCOL, SeekPolicy, fake_episodes, fake_factory, outcomes
+from ray_cluster import keep_loopback, local_cluster
+from vla_bench.results.schema import STATUS_ERROR, STATUS_OK
+from vla_bench.rollout import EnvOptions, PoolExecutor, PoolSettings, SerialExecutor
+from vla_bench.rollout.ray_executor import RayExecutor, RaySettings
+
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A head and a second node process, 1 CPU each, on 127.0.0.1; always stopped afterwards."""
+    keep_loopback()
+    with local_cluster(nodes=2, cpus=1) as running:
+        ray.init(address=running.address, logging_level="ERROR", log_to_driver=False)
+        try:
+            yield running
+        finally:
+            ray.shutdown()
+    assert not running.leftovers(), "a Ray process of the test cluster survived"
+
+
+def run_serial(episodes):
+    records = []
+    SerialExecutor("fake", EnvOptions(render=False)).run(episodes, SeekPolicy(), PROTOCOL, records.append)
+    return records
+
+
+def run_ray(episodes, factory=None, policy=None, **settings):
+    records = []
+    executor = RayExecutor(
+        RaySettings(**{"timeout_s": 20.0, **settings}), factory or fake_factory(), EnvOptions(render=False)
+    )
+    executor.run(episodes, policy or SeekPolicy(), PROTOCOL, records.append)
+    return records
+
+
+def test_records_equal_serial_and_pool(cluster):
+    episodes = fake_episodes(tasks="0-1", trials=3)
+    serial = run_serial(episodes)
+    pool = []
+    PoolExecutor(PoolSettings(workers=2, timeout_s=20.0), fake_factory(), EnvOptions(render=False)).run(
+        episodes, SeekPolicy(), PROTOCOL, pool.append
+    )
+    records = run_ray(episodes)
+    assert sorted(r.key for r in records) == sorted(e.key for e in episodes)
+    assert outcomes(records) == outcomes(serial) == outcomes(pool)
+    ignore = ("wall_s", "worker_peak_rss_mb")
+    same = lambda rs: {r.key: {k: v for k, v in r.to_dict().items() if k not in ignore} for r in rs}  # noqa: E731
+    assert same(records) == same(pool)
+    assert all(r.attempts == 1 and r.worker_peak_rss_mb > 0 for r in records)
+
+
+def test_env_actors_spread_over_both_nodes(cluster):
+    nodes = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
+    assert len(nodes) == 2 and all(n["NodeManagerAddress"] == "127.0.0.1" for n in ray.nodes())
+    executor = RayExecutor(RaySettings(), "fake")
+    executor._ray = ray
+    assert executor.workers_for_cluster() == 2
+
+
+def test_killed_env_actor_loses_only_its_episode(cluster):
+    """`ray.kill` on one env actor mid-run: its episode is retried on a fresh actor, not failed."""
+    episodes = fake_episodes(tasks="0", trials=4, max_steps=40)
+    expected = outcomes(run_serial(episodes))
+    killed: list[str] = []
+    executor = RayExecutor(RaySettings(timeout_s=20.0), fake_factory(step_seconds=0.02), EnvOptions(render=False))
+    records = []
+
+    def on_step() -> None:
+        if not killed and sum(1 for s in executor._slots if s.running is not None and s.running.steps >= 5):
+            slot = next(s for s in executor._slots if s.running is not None and s.running.steps >= 5)
+            killed.append(slot.running.episode.key)
+            threading.Thread(target=ray.kill, args=(slot.actor,), kwargs={"no_restart": True}).start()
+
+    executor.run(episodes, SeekPolicy(), PROTOCOL, records.append, on_step)
+    assert killed, "no actor was killed"
+    assert outcomes(records) == expected
+    attempts = {r.key: r.attempts for r in records}
+    assert attempts.pop(killed[0]) == 2
+    assert set(attempts.values()) == {1}
+    assert all(r.status == STATUS_OK for r in records)
+
+
+def test_persistent_actor_death_is_an_error_not_a_failure(cluster):
+    episodes = fake_episodes(tasks="0", trials=3)
+    target = episodes[1].key
+    records = run_ray(episodes, factory=fake_factory(die_at_step=2, crash_episodes=frozenset({target})), retries=1)
+    by_key = {r.key: r for r in records}
+    bad = by_key.pop(target)
+    assert bad.status == STATUS_ERROR and not bad.success and bad.attempts == 2
+    assert "died" in bad.error and "after 2 attempts" in bad.error
+    assert all(r.status == STATUS_OK for r in by_key.values())
+
+
+def test_simulator_error_is_retried(cluster, tmp_path):
+    episodes = fake_episodes(tasks="0", trials=3)
+    target = episodes[0].key
+    factory = fake_factory(crash_at_step=3, crash_episodes=frozenset({target}), once_dir=str(tmp_path))
+    records = run_ray(episodes, factory=factory)
+    assert outcomes(records) == outcomes(run_serial(episodes))
+    assert {r.key: r.attempts for r in records}[target] == 2
+
+
+class ExplodingPolicy(SeekPolicy):
+    def infer(self, observations):
+        if any(obs.step == 5 for obs in observations):
+            raise ZeroDivisionError("policy bug")
+        return super().infer(observations)
+
+
+def test_policy_exception_stops_the_run(cluster):
+    records = []
+    executor = RayExecutor(RaySettings(timeout_s=20.0), fake_factory(), EnvOptions(render=False))
+    with pytest.raises(ZeroDivisionError, match="policy bug"):
+        executor.run(fake_episodes(tasks="0", trials=2), ExplodingPolicy(), PROTOCOL, records.append)
+    assert records == []

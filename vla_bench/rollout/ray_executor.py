@@ -1,0 +1,478 @@
+"""The Ray executor: env workers as Ray actors across a cluster, one policy actor, records to the driver.
+
+Each env worker is a Ray actor (`EnvActor`) that owns one env, built lazily inside the actor's
+process, and declares the CPU and memory it needs so that Ray's scheduler places it on a node with
+room for it. One policy actor (`PolicyActor`, given a GPU when the cluster has one) holds the policy
+and answers one batched `infer` for the observations of every env in the cluster that waits for an
+action. Observations go from the env actors to the policy actor as object references (Ray moves them
+between nodes directly); the driver, this process, keeps the state machine of every episode, waits
+on the actors' replies in completion order (`ray.wait`) and hands each finished record to `on_record`,
+which writes it: one writer, the run's, with the pool's fsync, resume, shard and identity semantics.
+
+Episode semantics are the pool's: start, one action per step, stop on success or at the step limit;
+a deterministic policy gives the same records on every executor. An env actor that dies (its
+process or its node is lost, or it is killed), hangs past the timeout or raises a simulator error
+loses only its current episode, which is retried from scratch on a fresh actor (`attempts` counts
+the tries) and recorded as an error only after `retries` retries. Losing the policy actor loses the
+episodes in flight (their policy state lived there); they are retried the same way.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import os
+import time
+import traceback
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from vla_bench.envs.base import Env, EnvSpec, Observation
+from vla_bench.episodes import Episode
+from vla_bench.errors import PolicyOutputError, VlaBenchError
+from vla_bench.policies.base import Policy, check_actions
+from vla_bench.results.schema import STATUS_ERROR, STATUS_OK, EpisodeRecord
+from vla_bench.rollout.episode import EnvOptions, simulator_errors
+from vla_bench.rollout.pool import WorkerError
+from vla_bench.rollout.resources import per_worker_gb
+from vla_bench.rollout.video import VideoRecorder
+from vla_bench.rollout.worker import OTHER, SIMULATOR, EnvFactory, KindFactory, WorkerFailure, peak_rss_mb
+from vla_bench.specs import Protocol
+
+GB = 1e9
+PolicyFactory = Callable[[], Policy]
+
+
+def import_ray() -> Any:
+    """The `ray` module, or a one-line error saying how to install it."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # never phone home
+    try:
+        import ray
+    except ImportError:
+        raise VlaBenchError(
+            "--executor ray needs Ray: pip install -c constraints.txt -e '.[ray]' (the pinned version)"
+        ) from None
+    return ray
+
+
+@dataclasses.dataclass(frozen=True)
+class RaySettings:
+    """Where the cluster is and how many env actors to run on it."""
+
+    address: str = "auto"  # "auto": the cluster `ray start` runs on this machine (or $RAY_ADDRESS); HOST:PORT
+    workers: int | None = None  # env actors; None: the cluster's CPUs, capped by its memory
+    retries: int = 2  # extra attempts for an episode whose actor died, hung or hit a simulator error
+    timeout_s: float = 120.0  # longest wait for one step's reply
+    start_timeout_s: float = 600.0  # longest wait for an episode start (actor placement, env build, reset)
+    env_gb: float | None = None  # memory reserved per env actor; None: the env kind's estimate
+    policy_gpu: bool | None = None  # give the policy actor a GPU; None: when the cluster has one
+
+    def __post_init__(self) -> None:
+        if self.workers is not None and self.workers < 1:
+            raise ValueError("ray workers must be at least 1")
+        if self.retries < 0:
+            raise ValueError("retries must be >= 0")
+        if self.timeout_s <= 0 or self.start_timeout_s <= 0:
+            raise ValueError("timeouts must be positive")
+
+
+# -- the actors (plain classes; `ray.remote` wraps them when the executor starts) ---------------------
+
+
+class EnvActor:
+    """One env worker: builds the task's env inside its own process on first use, then starts and
+    steps episodes. Replies are `(meta, observation)`: meta is `(success, language, peak_rss_mb)` or
+    a `WorkerFailure` (then the observation is None)."""
+
+    def __init__(self, env_factory: EnvFactory) -> None:
+        self.env_factory = env_factory
+        self.env: Env | None = None
+
+    def start(self, spec: EnvSpec, init_idx: int, seed: int, render: bool) -> tuple[Any, Observation | None]:
+        try:
+            if self.env is None or self.env.spec != spec:
+                if self.env is not None:
+                    env, self.env = self.env, None
+                    env.close()
+                self.env = self.env_factory(spec)
+            obs = self.env.start(init_idx, seed, render=render)
+            return (False, self.env.language, peak_rss_mb()), obs
+        except Exception as exc:  # carried back: the driver retries (simulator) or stops the run
+            return _failure(exc), None
+
+    def step(self, action: np.ndarray, render: bool) -> tuple[Any, Observation | None]:
+        try:
+            assert self.env is not None, "step before start"
+            obs, success = self.env.step(action, render=render)
+            return (success, self.env.language, peak_rss_mb()), obs
+        except Exception as exc:
+            return _failure(exc), None
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def close(self) -> None:
+        if self.env is not None:
+            env, self.env = self.env, None
+            env.close()
+
+
+def _failure(exc: BaseException) -> WorkerFailure:
+    kind = SIMULATOR if isinstance(exc, simulator_errors()) else OTHER
+    message = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    return WorkerFailure(kind, message, traceback.format_exc())
+
+
+class PolicyActor:
+    """Holds the policy; one `infer` call answers every env that waits for an action."""
+
+    def __init__(self, policy_factory: PolicyFactory) -> None:
+        self.policy = policy_factory()
+
+    def reset(self, episode: Episode) -> None:
+        self.policy.reset(episode)
+
+    def infer(self, tags: list[tuple[str, int]], *observations: Observation) -> np.ndarray:
+        """Actions for the observations (Ray resolves the references), tagged with episode and step."""
+        for obs, (episode, step) in zip(observations, tags):
+            obs.episode, obs.step = episode, step
+        return check_actions(self.policy.infer(list(observations)), len(observations))
+
+    def close(self) -> None:
+        self.policy.close()
+
+
+class _Ship:
+    """A policy factory that returns a policy object shipped to the actor (pickled)."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+
+    def __call__(self) -> Policy:
+        return self.policy
+
+
+# -- the driver ---------------------------------------------------------------------------------
+
+
+STARTING, STEPPING, WAITING, INFERRING = "starting", "stepping", "waiting", "inferring"
+
+
+@dataclasses.dataclass
+class _Running:
+    """An episode in flight on one env actor."""
+
+    episode: Episode
+    attempt: int
+    started: float
+    deadline: float
+    phase: str = STARTING
+    steps: int = 0
+    ref: Any = None  # the pending env call's meta reference
+    obs_ref: Any = None  # the latest observation (object reference, lives on the env's node)
+    frames: list[np.ndarray] | None = None
+    failed_before: list[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class _Slot:
+    index: int
+    actor: Any = None
+    running: _Running | None = None
+    peak_rss_mb: float | None = None
+
+
+class RayExecutor:
+    """Runs an episode list on env actors of a Ray cluster (see module docstring)."""
+
+    def __init__(
+        self,
+        settings: RaySettings,
+        env_factory: EnvFactory | str = "libero",
+        options: EnvOptions = EnvOptions(),
+        video: VideoRecorder | None = None,
+        policy_factory: PolicyFactory | None = None,
+    ) -> None:
+        self.settings = settings
+        self.env_kind = env_factory if isinstance(env_factory, str) else None
+        self.env_factory = KindFactory(env_factory) if isinstance(env_factory, str) else env_factory
+        self.options = options
+        self.rendering = options.steps_rendered
+        self.video = video
+        self.policy_factory = policy_factory
+        self._languages: dict[tuple[str, int], str] = {}
+
+    @property
+    def env_gb(self) -> float:
+        if self.settings.env_gb is not None:
+            return self.settings.env_gb
+        return per_worker_gb(self.env_kind or "libero")
+
+    def run(
+        self,
+        episodes: Sequence[Episode],
+        policy: Policy,
+        protocol: Protocol,
+        on_record: Callable[[EpisodeRecord], None],
+        on_step: Callable[[], None] | None = None,
+    ) -> None:
+        if not episodes:
+            return
+        ray = self._ray = import_ray()
+        owns_connection = not ray.is_initialized()
+        if owns_connection:
+            connect(ray, self.settings.address)
+        self._policy, self._protocol = policy, protocol
+        self._on_record, self._on_step = on_record, on_step
+        self._pending: collections.deque[tuple[Episode, int, list[str]]] = collections.deque(
+            (e, 1, []) for e in episodes
+        )
+        self._env_actor_class = ray.remote(num_cpus=1, memory=int(self.env_gb * GB), max_restarts=0)(EnvActor)
+        self._policy_actor_class = ray.remote(max_restarts=0, **self._policy_resources())(PolicyActor)
+        self._policy_actor = None
+        workers = min(self.workers_for_cluster(), len(episodes))
+        slots = self._slots = [_Slot(i) for i in range(workers)]
+        self._infer: tuple[Any, list[_Slot]] | None = None
+        clean = False
+        try:
+            while self._pending or any(s.running for s in slots):
+                for slot in slots:
+                    if slot.running is None and self._pending:
+                        self._assign(slot)
+                if self._infer is None:
+                    waiting = [s for s in slots if s.running is not None and s.running.phase == WAITING]
+                    if waiting:
+                        self._request_actions(waiting)
+                self._collect(slots)
+            clean = True
+        finally:
+            self._shutdown(slots, clean)
+            if owns_connection:
+                ray.shutdown()
+
+    # -- resources --------------------------------------------------------------------------------
+
+    def _policy_resources(self) -> dict[str, Any]:
+        gpus = self._ray.cluster_resources().get("GPU", 0)
+        use_gpu = gpus >= 1 if self.settings.policy_gpu is None else self.settings.policy_gpu
+        # The policy actor takes no CPU slot: every CPU goes to an env actor, as the pool's main
+        # process takes no worker slot.
+        return {"num_cpus": 0, "num_gpus": 1 if use_gpu else 0}
+
+    def workers_for_cluster(self) -> int:
+        """`settings.workers`, or as many env actors as the cluster's CPUs and memory hold."""
+        if self.settings.workers is not None:
+            return self.settings.workers
+        total = self._ray.cluster_resources()
+        cpus = int(total.get("CPU", 0))
+        fit = int(total.get("memory", 0) // (self.env_gb * GB))
+        workers = min(cpus, fit)
+        if workers < 1:
+            raise VlaBenchError(
+                f"the Ray cluster has {cpus} CPUs and {total.get('memory', 0) / GB:.1f} GB of memory: "
+                f"no room for one env actor (1 CPU, {self.env_gb} GB)"
+            )
+        return workers
+
+    # -- episodes -----------------------------------------------------------------------------------
+
+    def _ensure_policy_actor(self) -> Any:
+        if self._policy_actor is None:
+            factory = self.policy_factory or _Ship(self._policy)
+            self._policy_actor = self._policy_actor_class.options(name=None).remote(factory)
+        return self._policy_actor
+
+    def _assign(self, slot: _Slot) -> None:
+        episode, attempt, failed_before = self._pending.popleft()
+        if slot.actor is None:
+            slot.actor = self._env_actor_class.remote(self.env_factory)
+            slot.peak_rss_mb = None
+        now = time.monotonic()
+        wants_video = self.video is not None and self.video.wants(episode)
+        run = slot.running = _Running(
+            episode, attempt, started=now, deadline=now + self.settings.start_timeout_s,
+            frames=[] if wants_video else None, failed_before=failed_before,
+        )
+        self._ensure_policy_actor().reset.remote(episode)  # runs before this episode's first infer
+        spec = self.options.spec(self._protocol, episode)
+        render = self.rendering.needed(self._policy, episode, 0, wants_video)
+        run.ref, run.obs_ref = slot.actor.start.options(num_returns=2).remote(spec, episode.init_idx, episode.seed, render)
+
+    def _request_actions(self, waiting: list[_Slot]) -> None:
+        """One batched inference for every env waiting for an action (observations stay references)."""
+        for slot in waiting:
+            slot.running.phase = INFERRING
+            slot.running.deadline = float("inf")  # the policy's time is not the env's
+        tags = [(s.running.episode.key, s.running.steps) for s in waiting]
+        refs = [s.running.obs_ref for s in waiting]
+        self._infer = (self._ensure_policy_actor().infer.remote(tags, *refs), waiting)
+
+    def _collect(self, slots: list[_Slot]) -> None:
+        """Wait for the next replies (or deadlines) and process them in completion order."""
+        ray = self._ray
+        busy = {s.running.ref: s for s in slots if s.running is not None and s.running.phase in (STARTING, STEPPING)}
+        refs = list(busy)
+        if self._infer is not None:
+            refs.append(self._infer[0])
+        if not refs:
+            return
+        deadlines = [s.running.deadline for s in busy.values()]
+        timeout = max(min(deadlines, default=float("inf")) - time.monotonic(), 0.0)
+        ready, _ = ray.wait(refs, num_returns=1, timeout=None if timeout == float("inf") else timeout)
+        if ready:
+            ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+        for ref in ready:
+            if self._infer is not None and ref == self._infer[0]:
+                self._actions_ready()
+            else:
+                self._env_reply(busy[ref])
+        now = time.monotonic()
+        for ref, slot in busy.items():
+            run = slot.running
+            if run is not None and run.ref is ref and ref not in ready and now >= run.deadline:
+                limit = self.settings.start_timeout_s if run.phase == STARTING else self.settings.timeout_s
+                self._lost(slot, f"env actor {slot.index}: no reply while {run.phase} within {limit:g} s (hung)")
+
+    def _env_reply(self, slot: _Slot) -> None:
+        ray, run = self._ray, slot.running
+        assert run is not None
+        try:
+            meta = ray.get(run.ref)
+        except ray.exceptions.RayTaskError as exc:  # the actor method itself broke (not the env)
+            raise WorkerError(f"env actor {slot.index} raised an unexpected error:\n{exc}") from None
+        except ray.exceptions.RayError as exc:  # the actor's process or node is gone
+            self._lost(slot, f"env actor {slot.index} died ({type(exc).__name__}: {_first_line(exc)})")
+            return
+        if isinstance(meta, WorkerFailure):
+            if meta.kind == OTHER:
+                raise WorkerError(f"env actor {slot.index} raised an unexpected error:\n{meta.traceback}")
+            self._lost(slot, f"simulator: {meta.message}")
+            return
+        success, language, slot.peak_rss_mb = meta
+        self._languages[(run.episode.suite, run.episode.task_id)] = language
+        if run.frames is not None and self.video is not None:
+            obs = ray.get(run.obs_ref)
+            if self.video.camera in obs.images:
+                run.frames.append(obs.images[self.video.camera])
+        if run.phase == STEPPING:
+            run.steps += 1
+            if self._on_step is not None:
+                self._on_step()
+            if success or run.steps >= run.episode.max_steps:
+                self._finish(slot, STATUS_OK, success=success)
+                return
+        run.ref = None
+        run.phase = WAITING
+
+    def _actions_ready(self) -> None:
+        ray = self._ray
+        ref, batch = self._infer
+        self._infer = None
+        batch = [s for s in batch if s.running is not None and s.running.phase == INFERRING]
+        try:
+            actions = ray.get(ref)
+        except ray.exceptions.RayTaskError as exc:
+            cause = exc.cause if isinstance(getattr(exc, "cause", None), BaseException) else None
+            if isinstance(cause, PolicyOutputError):  # unusable output for the whole batch
+                for slot in batch:
+                    self._finish(slot, STATUS_ERROR, error=f"policy output: {cause}")
+                return
+            if cause is not None and not isinstance(cause, ray.exceptions.RayError):
+                raise cause from exc  # a policy bug: the run stops with the policy's own exception
+            self._policy_lost(batch, f"policy inference failed ({_first_line(exc)})")
+            return
+        except ray.exceptions.RayError as exc:  # the policy actor's process or node is gone
+            self._policy_lost(batch, f"policy actor died ({type(exc).__name__}: {_first_line(exc)})")
+            return
+        for slot, action in zip(batch, actions):
+            run = slot.running
+            if not np.all(np.isfinite(action)):
+                self._finish(slot, STATUS_ERROR, error=f"policy output: policy returned non-finite action {action.tolist()}")
+                continue
+            render = self.rendering.needed(self._policy, run.episode, run.steps + 1, run.frames is not None)
+            run.phase = STEPPING
+            run.deadline = time.monotonic() + self.settings.timeout_s
+            run.ref, run.obs_ref = slot.actor.step.options(num_returns=2).remote(action, render)
+
+    # -- endings ---------------------------------------------------------------------------------
+
+    def _policy_lost(self, batch: list[_Slot], reason: str) -> None:
+        """The policy actor (and the per-episode state it held) is gone: every episode in flight
+        starts over on a fresh policy actor."""
+        if self._policy_actor is not None:
+            self._ray.kill(self._policy_actor, no_restart=True)
+            self._policy_actor = None
+        for slot in self._slots_in_flight(batch):
+            self._lost(slot, reason, keep_actor=True)
+
+    def _slots_in_flight(self, batch: list[_Slot]) -> list[_Slot]:
+        return [s for s in batch if s.running is not None]
+
+    def _lost(self, slot: _Slot, reason: str, keep_actor: bool = False) -> None:
+        """The episode's attempt is lost: retry it on a fresh actor or record the error."""
+        run = slot.running
+        assert run is not None
+        if not keep_actor and slot.actor is not None:
+            self._ray.kill(slot.actor, no_restart=True)
+            slot.actor = None
+        reasons = [*run.failed_before, reason]
+        if run.attempt <= self.settings.retries:
+            self._pending.appendleft((run.episode, run.attempt + 1, reasons))
+            slot.running = None
+            return
+        summary = reason if len(reasons) == 1 else f"{reason} (after {len(reasons)} attempts; earlier: {'; '.join(reasons[:-1])})"
+        self._finish(slot, STATUS_ERROR, error=summary)
+
+    def _finish(self, slot: _Slot, status: str, success: bool = False, error: str | None = None) -> None:
+        run = slot.running
+        assert run is not None
+        episode = run.episode
+        record = EpisodeRecord(
+            suite=episode.suite,
+            task_id=episode.task_id,
+            task=self._languages.get((episode.suite, episode.task_id), ""),
+            init_idx=episode.init_idx,
+            seed=episode.seed,
+            success=bool(success) and status == STATUS_OK,
+            steps=run.steps,
+            wall_s=round(time.monotonic() - run.started, 3),
+            status=status,
+            error=error,
+            attempts=run.attempt,
+            worker_peak_rss_mb=slot.peak_rss_mb,
+        )
+        slot.running = None
+        if self.video is not None and run.frames is not None:
+            self.video.save(record, run.frames)
+        self._on_record(record)
+
+    def _shutdown(self, slots: list[_Slot], clean: bool) -> None:
+        """Close the envs politely after a clean run; kill every actor either way."""
+        ray = self._ray
+        actors = [s.actor for s in slots if s.actor is not None]
+        if clean and actors:
+            try:
+                ray.get([a.close.remote() for a in actors], timeout=30)
+            except Exception:  # closing is best effort; the kill below frees the resources
+                pass
+        for actor in [*actors, self._policy_actor]:
+            if actor is not None:
+                ray.kill(actor, no_restart=True)
+        for slot in slots:
+            slot.actor = None
+        self._policy_actor = None
+
+
+def connect(ray: Any, address: str) -> None:
+    """Connect this process to the cluster at `address` as its driver, or fail in one line."""
+    try:
+        ray.init(address=address, log_to_driver=False, logging_level="ERROR")
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = "on this machine (start one: docs/engine.md)" if address == "auto" else f"at {address}"
+        raise VlaBenchError(f"--executor ray: no Ray cluster {where}: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
