@@ -39,8 +39,7 @@ def run_ray(episodes, factory=None, policy=None, **settings):
     executor = RayExecutor(
         RaySettings(**{"timeout_s": 20.0, **settings}), factory or fake_factory(), EnvOptions(render=False)
     )
-    executor.run(episodes, policy or SeekPolicy(), PROTOCOL, records.append)
-    return records
+    return list(executor.run(episodes, policy or SeekPolicy(), PROTOCOL))
 
 
 def test_records_equal_serial_and_pool(cluster):
@@ -81,7 +80,7 @@ def test_killed_env_actor_loses_only_its_episode(cluster):
             killed.append(slot.running.episode.key)
             threading.Thread(target=ray.kill, args=(slot.actor,), kwargs={"no_restart": True}).start()
 
-    executor.run(episodes, SeekPolicy(), PROTOCOL, records.append, on_step)
+    records = list(executor.run(episodes, SeekPolicy(), PROTOCOL, on_step))
     assert killed, "no actor was killed"
     assert outcomes(records) == expected
     attempts = {r.key: r.attempts for r in records}
@@ -121,5 +120,23 @@ def test_policy_exception_stops_the_run(cluster):
     records = []
     executor = RayExecutor(RaySettings(timeout_s=20.0), fake_factory(), EnvOptions(render=False))
     with pytest.raises(ZeroDivisionError, match="policy bug"):
-        executor.run(fake_episodes(tasks="0", trials=2), ExplodingPolicy(), PROTOCOL, records.append)
+        records.extend(executor.run(fake_episodes(tasks="0", trials=2), ExplodingPolicy(), PROTOCOL))
     assert records == []
+
+
+@pytest.mark.sim
+def test_one_libero_episode_on_ray_equals_the_serial_loop(cluster):
+    """Real LIBERO inside an env actor: the scripted expert (state only, no rendering), 20 steps."""
+    from vla_bench.episodes import Episode
+    from vla_bench.policies import PolicyContext, make_policy
+
+    episodes = [Episode("libero_spatial", 4, 0, PROTOCOL.env_seed, 20)]
+    options = EnvOptions(render=False, privileged=True)
+    expert = make_policy("expert", PolicyContext(protocol=PROTOCOL))
+    serial = []
+    SerialExecutor("libero", options).run(episodes, expert, PROTOCOL, serial.append)
+    executor = RayExecutor(RaySettings(timeout_s=120.0), "libero", options)
+    records = list(executor.run(episodes, make_policy("expert", PolicyContext(protocol=PROTOCOL)), PROTOCOL))
+    assert outcomes(records) == outcomes(serial)
+    assert records[0].status == STATUS_OK and records[0].steps == 20 and records[0].task == serial[0].task
+    assert records[0].worker_peak_rss_mb > 500  # a real simulator ran in the actor

@@ -6,7 +6,7 @@ room for it. One policy actor (`PolicyActor`, given a GPU when the cluster has o
 and answers one batched `infer` for the observations of every env in the cluster that waits for an
 action. Observations go from the env actors to the policy actor as object references (Ray moves them
 between nodes directly); the driver, this process, keeps the state machine of every episode, waits
-on the actors' replies in completion order (`ray.wait`) and hands each finished record to `on_record`,
+on the actors' replies in completion order (`ray.wait`) and yields each finished record to the run,
 which writes it: one writer, the run's, with the pool's fsync, resume, shard and identity semantics.
 
 Episode semantics are the pool's: start, one action per step, stop on success or at the step limit;
@@ -24,7 +24,7 @@ import dataclasses
 import os
 import time
 import traceback
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -214,28 +214,29 @@ class RayExecutor:
         episodes: Sequence[Episode],
         policy: Policy,
         protocol: Protocol,
-        on_record: Callable[[EpisodeRecord], None],
         on_step: Callable[[], None] | None = None,
-    ) -> None:
+    ) -> Iterator[EpisodeRecord]:
+        """Yield one record per episode, in completion order; closing the generator stops the actors."""
         if not episodes:
             return
         ray = self._ray = import_ray()
         owns_connection = not ray.is_initialized()
         if owns_connection:
             connect(ray, self.settings.address)
-        self._policy, self._protocol = policy, protocol
-        self._on_record, self._on_step = on_record, on_step
+        self._policy, self._protocol, self._on_step = policy, protocol, on_step
+        self._done: collections.deque[EpisodeRecord] = collections.deque()
         self._pending: collections.deque[tuple[Episode, int, list[str]]] = collections.deque(
             (e, 1, []) for e in episodes
         )
-        self._env_actor_class = ray.remote(num_cpus=1, memory=int(self.env_gb * GB), max_restarts=0)(EnvActor)
-        self._policy_actor_class = ray.remote(max_restarts=0, **self._policy_resources())(PolicyActor)
+        slots: list[_Slot] = []
         self._policy_actor = None
-        workers = min(self.workers_for_cluster(), len(episodes))
-        slots = self._slots = [_Slot(i) for i in range(workers)]
         self._infer: tuple[Any, list[_Slot]] | None = None
         clean = False
         try:
+            self._env_actor_class = ray.remote(num_cpus=1, memory=int(self.env_gb * GB), max_restarts=0)(EnvActor)
+            self._policy_actor_class = ray.remote(max_restarts=0, **self._policy_resources())(PolicyActor)
+            workers = min(self.workers_for_cluster(), len(episodes))
+            slots = self._slots = [_Slot(i) for i in range(workers)]
             while self._pending or any(s.running for s in slots):
                 for slot in slots:
                     if slot.running is None and self._pending:
@@ -245,6 +246,8 @@ class RayExecutor:
                     if waiting:
                         self._request_actions(waiting)
                 self._collect(slots)
+                while self._done:
+                    yield self._done.popleft()
             clean = True
         finally:
             self._shutdown(slots, clean)
@@ -445,7 +448,7 @@ class RayExecutor:
         slot.running = None
         if self.video is not None and run.frames is not None:
             self.video.save(record, run.frames)
-        self._on_record(record)
+        self._done.append(record)
 
     def _shutdown(self, slots: list[_Slot], clean: bool) -> None:
         """Close the envs politely after a clean run; kill every actor either way."""
