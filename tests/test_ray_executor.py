@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
 import ray
 
 from engine_helpers import PROTOCOL, SeekPolicy, fake_episodes, fake_factory, outcomes
-from ray_cluster import keep_loopback, local_cluster
 from vla_bench.results.schema import STATUS_ERROR, STATUS_OK
 from vla_bench.rollout import EnvOptions, PoolExecutor, PoolSettings, SerialExecutor
 from vla_bench.rollout.ray_executor import RayExecutor, RaySettings
+from vla_bench.rollout.ray_local import keep_loopback, local_cluster
 
 
 
@@ -19,7 +20,7 @@ from vla_bench.rollout.ray_executor import RayExecutor, RaySettings
 def cluster():
     """A head and a second node process, 1 CPU each, on 127.0.0.1; always stopped afterwards."""
     keep_loopback()
-    with local_cluster(nodes=2, cpus=1) as running:
+    with local_cluster(nodes=2, cpus=1, python_path=[str(Path(__file__).parent)]) as running:
         ray.init(address=running.address, logging_level="ERROR", log_to_driver=False)
         try:
             yield running

@@ -1,4 +1,4 @@
-"""A real local Ray cluster for tests: a head and more node processes, on 127.0.0.1 only.
+"""A real local Ray cluster for tests and benchmarks: a head and more node processes, on 127.0.0.1 only.
 
 Every node is a `ray start --block` process in its own session (process group) with its own free
 ports and a private temp dir, so tests never touch another Ray cluster on the machine (`ray stop`
@@ -18,11 +18,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import psutil
 
-REPO = Path(__file__).resolve().parent.parent
 # Ray rewrites a node address of 127.0.0.1 to the machine's outward IP (`resolve_ip_for_localhost`,
 # so that other machines could reach it). Every node process and the test driver keep the loopback
 # address as given instead.
@@ -47,19 +46,20 @@ def free_ports(count: int) -> list[int]:
     return ports
 
 
-def cluster_env() -> dict[str, str]:
-    """The environment of every node: no usage stats, the repo's tests importable by workers."""
+def cluster_env(python_path: Sequence[str] = ()) -> dict[str, str]:
+    """The environment of every node: no usage stats; `python_path` importable by the workers."""
     env = dict(os.environ)
     env["RAY_USAGE_STATS_ENABLED"] = "0"
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "tests"), str(REPO), env.get("PYTHONPATH")) if p)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (*python_path, env.get("PYTHONPATH")) if p)
     return env
 
 
 class LocalCluster:
     """`nodes` Ray nodes of `cpus` CPUs each on loopback; `address` is the head's HOST:PORT."""
 
-    def __init__(self, nodes: int = 2, cpus: int = 1) -> None:
+    def __init__(self, nodes: int = 2, cpus: int = 1, python_path: Sequence[str] = ()) -> None:
         self.nodes, self.cpus = nodes, cpus
+        self.env = cluster_env(python_path)
         self.temp_dir = tempfile.mkdtemp(prefix="vr", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
         self.processes: list[subprocess.Popen] = []
         self.address = ""
@@ -78,8 +78,8 @@ class LocalCluster:
     def _spawn(self, args: list[str], name: str) -> None:
         log = open(Path(self.temp_dir) / f"{name}.log", "wb")
         self.processes.append(
-            subprocess.Popen([*RAY_START, *args], env=cluster_env(), stdout=log, stderr=subprocess.STDOUT,
-                             start_new_session=True, cwd=REPO)
+            subprocess.Popen([*RAY_START, *args], env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                             start_new_session=True)
         )
 
     def start(self, timeout_s: float = 90.0) -> "LocalCluster":
@@ -105,7 +105,7 @@ class LocalCluster:
                 if p.poll() is not None:
                     raise RuntimeError(f"ray start exited with {p.returncode}: {self.logs()}")
             try:
-                out = subprocess.run([sys.executable, "-c", probe, self.address], env=cluster_env(),
+                out = subprocess.run([sys.executable, "-c", probe, self.address], env=self.env,
                                      capture_output=True, text=True, timeout=30)
             except subprocess.TimeoutExpired:
                 continue
@@ -117,6 +117,16 @@ class LocalCluster:
     def logs(self) -> str:
         """The tail of every node's `ray start` output (for errors)."""
         return " | ".join(p.read_text(errors="replace")[-800:] for p in Path(self.temp_dir).glob("*.log"))
+
+    def processes_rss_mb(self) -> dict[str, float]:
+        """Resident memory (MB) of every process of the cluster, by "name pid"."""
+        found = {}
+        for p in self.processes:
+            with contextlib.suppress(psutil.Error):
+                for proc in [psutil.Process(p.pid), *psutil.Process(p.pid).children(recursive=True)]:
+                    with contextlib.suppress(psutil.Error):
+                        found[f"{_role(proc)} {proc.pid}"] = round(proc.memory_info().rss / 1e6, 1)
+        return found
 
     def leftovers(self) -> list[psutil.Process]:
         """Processes of this cluster still running (they name its temp dir or descend from its nodes)."""
@@ -152,14 +162,27 @@ class LocalCluster:
         shutil.rmtree(self.temp_dir, ignore_errors=True)
 
 
+def _role(proc: psutil.Process) -> str:
+    """A readable name: the process name, or for Python processes the script or `ray start`."""
+    name = proc.name()
+    if not name.startswith("python"):
+        return name
+    args = proc.cmdline()
+    if "start" in args and any("ray.scripts" in a for a in args):
+        return "ray start --block"
+    scripts = [Path(a).name for a in args[1:] if a.endswith(".py")]
+    return scripts[0] if scripts else name
+
+
 def keep_loopback() -> None:
     """Make this process's Ray driver connect to 127.0.0.1 as given (see KEEP_LOOPBACK)."""
     exec(KEEP_LOOPBACK, {})
 
 
 @contextlib.contextmanager
-def local_cluster(nodes: int = 2, cpus: int = 1) -> Iterator[LocalCluster]:
-    cluster = LocalCluster(nodes, cpus)
+def local_cluster(nodes: int = 2, cpus: int = 1, python_path: Sequence[str] = ()) -> Iterator[LocalCluster]:
+    """A started `LocalCluster`, always stopped on exit."""
+    cluster = LocalCluster(nodes, cpus, python_path)
     try:
         yield cluster.start()
     finally:

@@ -1,0 +1,130 @@
+"""Ray executor against the worker pool on real LIBERO, on a local 2-CPU Ray cluster (run by `make bench`).
+
+Runs the same episodes (libero_spatial task 0, zero policy, both cameras rendered every step, the
+engine's soft reset) twice: on the pool with 2 worker processes, then on a local Ray cluster of two
+nodes with one CPU each (a head and a second node process, 127.0.0.1 only) with 2 env actors. Rates
+are steady state, as in bench/engine_bench.py (between 10% and 90% of the steps). Also measures the
+resident memory of the idle cluster's own processes. Writes bench/results/<date>-<host>-ray.json and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from engine_bench import PROTOCOL, BenchPolicy, episodes, load, row  # noqa: E402
+
+from vla_bench.results import provenance  # noqa: E402
+from vla_bench.rollout import EnvOptions, PoolExecutor, PoolSettings, Rendering  # noqa: E402
+from vla_bench.rollout.ray_executor import RayExecutor, RaySettings, import_ray  # noqa: E402
+from vla_bench.rollout.ray_local import keep_loopback, local_cluster  # noqa: E402
+
+OPTIONS = EnvOptions(image_size=PROTOCOL.model_image_size, rendering=Rendering("all"), fast_reset=True)
+
+
+def timed(label: str, workers: int, run) -> dict:
+    """Run `run(on_step)` (which returns the records) and make a benchmark row of its step times."""
+    stamps: list[float] = []
+    start = time.monotonic()
+    records = run(lambda: stamps.append(time.monotonic()))
+    bad = [r.error for r in records if r.status != "ok"]
+    if bad:
+        raise RuntimeError(f"benchmark episodes failed: {bad}")
+    result = row(label, workers, len(stamps), time.monotonic() - start, stamps)
+    result["peak_rss_mb"] = max(r.worker_peak_rss_mb for r in records)
+    return result
+
+
+def pool_run(eps, on_step) -> list:
+    records: list = []
+    PoolExecutor(PoolSettings(workers=2), "libero", OPTIONS).run(eps, BenchPolicy(), PROTOCOL, records.append, on_step)
+    return records
+
+
+def ray_run(eps, on_step) -> list:
+    return list(RayExecutor(RaySettings(workers=2), "libero", OPTIONS).run(eps, BenchPolicy(), PROTOCOL, on_step))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--episodes", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--output", default=str(Path(__file__).resolve().parent / "results"))
+    parser.add_argument("--note", default="", help="free text stored with the results (e.g. machine shared)")
+    args = parser.parse_args(argv)
+    eps = episodes(args.episodes, args.steps)
+    load_before = load()
+    started = time.monotonic()
+    rows = [timed("pool, 2 workers, zero policy, render every step", 2, lambda on_step: pool_run(eps, on_step))]
+    print(rows[-1], flush=True)
+    ray = import_ray()
+    keep_loopback()
+    with local_cluster(nodes=2, cpus=1) as cluster:
+        time.sleep(5)  # let start-up work settle before measuring the idle cluster
+        idle_rss = cluster.processes_rss_mb()
+        ray.init(address=cluster.address, logging_level="ERROR", log_to_driver=False)
+        try:
+            label = "ray, 2 env actors on 2 nodes x 1 CPU, zero policy, render every step"
+            rows.append(timed(label, 2, lambda on_step: ray_run(eps, on_step)))
+        finally:
+            ray.shutdown()
+    print(rows[-1], flush=True)
+    now = dt.datetime.now(dt.timezone.utc)
+    result = {
+        "date": now.isoformat(timespec="seconds"),
+        "host": provenance.host(),
+        "cpu_count": os.cpu_count(),
+        "load_average_before": load_before,
+        "load_average_after": load(),
+        "note": args.note,
+        "settings": {"suite": "libero_spatial", "task": 0, "protocol": PROTOCOL.name, "episodes": args.episodes,
+                     "steps": args.steps, "renderer": provenance.renderer()},
+        "versions": {**provenance.versions(), "ray": ray.__version__},
+        "git": provenance.git_commit(),
+        "rows": [{k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()} for r in rows],
+        "ray_over_pool": round(rows[1]["steps_per_s"] / rows[0]["steps_per_s"], 3),
+        "idle_cluster_rss_mb": idle_rss,
+        "idle_cluster_rss_mb_total": round(sum(idle_rss.values()), 1),
+        "bench_wall_s": round(time.monotonic() - started, 1),
+    }
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"{now:%Y-%m-%d}-{socket.gethostname()}-ray"
+    (out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / f"{stem}.md").write_text(markdown(result))
+    print(markdown(result))
+    print(f"wrote {out / stem}.json and .md")
+    return 0
+
+
+def markdown(result: dict) -> str:
+    lines = [
+        f"# Ray executor vs pool, {result['date']} on {result['host']['hostname']} ({result['cpu_count']} CPUs)",
+        "",
+        f"libero_spatial task 0, {result['settings']['protocol']} protocol, {result['settings']['episodes']} episodes "
+        f"of {result['settings']['steps']} steps, zero policy, every step rendered; steady-state steps/s (10-90% of "
+        f"the steps). Ray {result['versions']['ray']}. Load average before/after: "
+        f"{result['load_average_before']} / {result['load_average_after']}.",
+    ]
+    if result["note"]:
+        lines += ["", f"Note: {result['note']}"]
+    lines += ["", "| configuration | steps/s | wall s (all) | steps/s (all) | peak env RSS MB |", "|---|---:|---:|---:|---:|"]
+    for r in result["rows"]:
+        lines.append(f"| {r['name']} | {r['steps_per_s']:.2f} | {r['wall_s']:.1f} | {r['steps_per_s_incl_setup']:.2f} | {r['peak_rss_mb']:.0f} |")
+    lines += ["", f"ray / pool (steady steps/s): **{result['ray_over_pool']:.2f}**", "",
+              f"Idle cluster (2 nodes, no actors), resident memory of Ray's own processes: "
+              f"{result['idle_cluster_rss_mb_total']:.0f} MB in all:", ""]
+    lines += [f"- {name}: {mb:.0f} MB" for name, mb in sorted(result["idle_cluster_rss_mb"].items())]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
