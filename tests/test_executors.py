@@ -27,7 +27,9 @@ def config(output: Path, **changes) -> EvalConfig:
 
 
 @pytest.mark.parametrize("name", executor_names())
-def test_every_registered_executor_gives_the_same_records(name):
+def test_every_registered_executor_gives_the_same_records(name, request):
+    if name == "ray":
+        request.getfixturevalue("ray_cluster")  # a local two-node cluster on loopback (conftest)
     episodes = fake_episodes(tasks="0-1", trials=3)
     expected = outcomes(SerialExecutor(fake_factory(), EnvOptions(render=False)).run(episodes, SeekPolicy(), PROTOCOL))
     setup = ExecutorSetup(env_factory=fake_factory(), options=EnvOptions(render=False), workers=2, timeout_s=20.0)

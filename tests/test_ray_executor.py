@@ -2,41 +2,32 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
-from pathlib import Path
 
 import pytest
 import ray
 
 from engine_helpers import PROTOCOL, SeekPolicy, fake_episodes, fake_factory, outcomes
+from vla_bench.cli import main as cli_main
+from vla_bench.config import EvalConfig
+from vla_bench.evaluate import evaluate
+from vla_bench.results.io import read_episodes, read_run
 from vla_bench.results.schema import STATUS_ERROR, STATUS_OK
 from vla_bench.rollout import EnvOptions, PoolExecutor, PoolSettings, SerialExecutor
 from vla_bench.rollout.ray_executor import RayExecutor, RaySettings
-from vla_bench.rollout.ray_local import keep_loopback, local_cluster
 
 
-
-@pytest.fixture(scope="module")
-def cluster():
-    """A head and a second node process, 1 CPU each, on 127.0.0.1; always stopped afterwards."""
-    keep_loopback()
-    with local_cluster(nodes=2, cpus=1, python_path=[str(Path(__file__).parent)]) as running:
-        ray.init(address=running.address, logging_level="ERROR", log_to_driver=False)
-        try:
-            yield running
-        finally:
-            ray.shutdown()
-    assert not running.leftovers(), "a Ray process of the test cluster survived"
+@pytest.fixture
+def cluster(ray_cluster):
+    return ray_cluster
 
 
 def run_serial(episodes):
-    records = []
-    SerialExecutor("fake", EnvOptions(render=False)).run(episodes, SeekPolicy(), PROTOCOL, records.append)
-    return records
+    return list(SerialExecutor(fake_factory(), EnvOptions(render=False)).run(episodes, SeekPolicy(), PROTOCOL))
 
 
 def run_ray(episodes, factory=None, policy=None, **settings):
-    records = []
     executor = RayExecutor(
         RaySettings(**{"timeout_s": 20.0, **settings}), factory or fake_factory(), EnvOptions(render=False)
     )
@@ -46,10 +37,9 @@ def run_ray(episodes, factory=None, policy=None, **settings):
 def test_records_equal_serial_and_pool(cluster):
     episodes = fake_episodes(tasks="0-1", trials=3)
     serial = run_serial(episodes)
-    pool = []
-    PoolExecutor(PoolSettings(workers=2, timeout_s=20.0), fake_factory(), EnvOptions(render=False)).run(
-        episodes, SeekPolicy(), PROTOCOL, pool.append
-    )
+    pool = list(PoolExecutor(PoolSettings(workers=2, timeout_s=20.0), fake_factory(), EnvOptions(render=False)).run(
+        episodes, SeekPolicy(), PROTOCOL
+    ))
     records = run_ray(episodes)
     assert sorted(r.key for r in records) == sorted(e.key for e in episodes)
     assert outcomes(records) == outcomes(serial) == outcomes(pool)
@@ -134,10 +124,53 @@ def test_one_libero_episode_on_ray_equals_the_serial_loop(cluster):
     episodes = [Episode("libero_spatial", 4, 0, PROTOCOL.env_seed, 20)]
     options = EnvOptions(render=False, privileged=True)
     expert = make_policy("expert", PolicyContext(protocol=PROTOCOL))
-    serial = []
-    SerialExecutor("libero", options).run(episodes, expert, PROTOCOL, serial.append)
+    serial = list(SerialExecutor("libero", options).run(episodes, expert, PROTOCOL))
     executor = RayExecutor(RaySettings(timeout_s=120.0), "libero", options)
     records = list(executor.run(episodes, make_policy("expert", PolicyContext(protocol=PROTOCOL)), PROTOCOL))
     assert outcomes(records) == outcomes(serial)
     assert records[0].status == STATUS_OK and records[0].steps == 20 and records[0].task == serial[0].task
     assert records[0].worker_peak_rss_mb > 500  # a real simulator ran in the actor
+
+
+def eval_config(output, **changes) -> EvalConfig:
+    base = EvalConfig(
+        suite="libero_spatial", policy="test-seek", env="fake", tasks="0-1", trials=3, max_steps=30,
+        output=str(output), executor="ray", progress=False,
+    )
+    return dataclasses.replace(base, **changes)
+
+
+class StopAfter:
+    """Ctrl-C after `count` records have been written."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+
+    def __call__(self, record) -> None:
+        self.count -= 1
+        if self.count == 0:
+            raise KeyboardInterrupt
+
+
+def test_eval_on_ray_resumes_an_interrupted_run(cluster, tmp_path):
+    """`--executor ray` through evaluate(): the run's one writer, run.json, Ctrl-C and --resume."""
+    serial = tmp_path / "serial"
+    evaluate(eval_config(serial, executor="serial", workers=0), env_factory=fake_factory())
+    out = tmp_path / "ray"
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(eval_config(out), env_factory=fake_factory(), on_record=StopAfter(2))
+    assert read_run(out)["status"] == "interrupted" and read_run(out)["executor"] == "ray"
+    assert read_run(out)["workers"] is None  # sized by the cluster
+    assert len(read_episodes(out)) == 2
+    evaluate(eval_config(out, resume=True), env_factory=fake_factory())
+    records = read_episodes(out)
+    assert len(records) == 6 and len({r.key for r in records}) == 6, "no duplicates, nothing lost"
+    assert outcomes(records) == outcomes(read_episodes(serial))
+    assert read_run(out)["status"] == "finished"
+
+
+def test_address_without_ray_executor_is_a_one_line_error(tmp_path, capsys):
+    code = cli_main(["eval", "--suite", "libero_spatial", "--policy", "zero", "--env", "fake", "--tasks", "0",
+                     "--trials", "1", "--output", str(tmp_path / "run"), "--no-progress", "--address", "127.0.0.1:1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "only --executor ray connects to a cluster" in err and len(err.strip().splitlines()) == 1

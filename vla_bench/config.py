@@ -52,8 +52,11 @@ class EvalConfig:
     workers: Optional[int] = None
     """Env worker processes (default: CPU cores, capped by free memory); 0 runs the episodes in this process."""
     executor: Optional[str] = None
-    """How episodes are executed: pool (env worker processes) or serial (in this process); default pool, or
-    serial with --workers 0."""
+    """How episodes are executed: pool (env worker processes), serial (in this process) or ray (env actors on a
+    Ray cluster, see --address); default pool, or serial with --workers 0."""
+    address: Optional[str] = None
+    """Ray cluster for --executor ray: auto (default: the cluster `ray start` runs on this machine, or $RAY_ADDRESS)
+    or HOST:PORT of its head node."""
     resume: bool = False
     """Continue the run in --output: run only its episodes without a record (same protocol, checkpoint, selection)."""
     shard: Optional[str] = None

@@ -87,17 +87,25 @@ def should_render(config: EvalConfig, policy: Policy, video: bool = False) -> bo
     return {"on": True, "off": False, "auto": policy.uses_images or video}[config.render]
 
 
-def resolve_workers(config: EvalConfig) -> int:
+def resolve_workers(config: EvalConfig) -> int | None:
+    """Env workers on this machine, checked against its memory. For --executor ray the envs run on the
+    cluster: None (without --workers) lets the cluster's CPUs and memory decide."""
+    if config.executor == "ray":
+        if config.workers is not None and config.workers < 1:
+            raise VlaBenchError(f"--workers {config.workers}: --executor ray needs 1 or more env actors")
+        return config.workers
     workers = default_workers(config.env) if config.workers is None else config.workers
     check_workers(workers, config.env, config.force)
     return workers
 
 
-def resolve_executor(config: EvalConfig, workers: int) -> str:
+def resolve_executor(config: EvalConfig, workers: int | None) -> str:
     """`--executor`, or by default the pool when there are workers and in-process when there are none."""
     name = default_executor(workers) if config.executor is None else load_executors().canonical(config.executor)
     if name == "pool" and workers == 0:
         raise VlaBenchError("--executor pool needs --workers 1 or more (--workers 0 runs in-process: --executor serial)")
+    if config.address is not None and name != "ray":
+        raise VlaBenchError(f"--address {config.address}: only --executor ray connects to a cluster")
     return name
 
 
@@ -165,7 +173,7 @@ def _execute(
     plan: RunPlan,
     episodes: list[Episode],
     shard: tuple[int, int] | None,
-    workers: int,
+    workers: int | None,
     policy: Policy,
     env_factory: EnvFactory | None,
     extra_on_record: Callable[[EpisodeRecord], None] | None = None,

@@ -80,7 +80,7 @@ class ExecutorSetup:
     env_factory: EnvFactory  # picklable: EnvSpec -> Env (envs.KindFactory for a registered env kind)
     options: EnvOptions = EnvOptions()
     video: VideoRecorder | None = None
-    workers: int = 1  # env processes / actors (the serial executor runs one env in-process)
+    workers: int | None = 1  # env processes / actors (serial: one env in-process); None (ray): as many as the cluster holds
     retries: int = 2  # extra attempts for an episode lost to a simulator error or a lost worker
     timeout_s: float = 120.0  # longest wait for the reply to one step
     start_timeout_s: float = 600.0  # longest wait for an episode start (spawn, env build, reset)
@@ -92,7 +92,7 @@ ExecutorFactory = Callable[[ExecutorSetup], Executor]
 EXECUTORS: Registry[ExecutorFactory] = Registry("executor")
 
 # Modules that register executors; imported by `load_executors` (add one line per new executor).
-EXECUTOR_MODULES: tuple[str, ...] = ("vla_bench.rollout.serial", "vla_bench.rollout.pool")
+EXECUTOR_MODULES: tuple[str, ...] = ("vla_bench.rollout.serial", "vla_bench.rollout.pool", "vla_bench.rollout.ray_executor")
 
 
 def load_executors() -> Registry[ExecutorFactory]:

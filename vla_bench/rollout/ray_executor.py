@@ -28,16 +28,18 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from vla_bench.envs import EnvFactory, KindFactory
 from vla_bench.envs.base import Env, EnvSpec, Observation
 from vla_bench.episodes import Episode
 from vla_bench.errors import PolicyOutputError, VlaBenchError
 from vla_bench.policies.base import Policy, check_actions
 from vla_bench.results.schema import STATUS_ERROR, STATUS_OK, EpisodeRecord
 from vla_bench.rollout.episode import EnvOptions, simulator_errors
+from vla_bench.rollout.executor import EXECUTORS, ExecutorSetup
 from vla_bench.rollout.pool import WorkerError
 from vla_bench.rollout.resources import per_worker_gb
 from vla_bench.rollout.video import VideoRecorder
-from vla_bench.rollout.worker import OTHER, SIMULATOR, EnvFactory, KindFactory, WorkerFailure, peak_rss_mb
+from vla_bench.rollout.worker import OTHER, SIMULATOR, WorkerFailure, peak_rss_mb
 from vla_bench.specs import Protocol
 
 GB = 1e9
@@ -193,9 +195,10 @@ class RayExecutor:
         options: EnvOptions = EnvOptions(),
         video: VideoRecorder | None = None,
         policy_factory: PolicyFactory | None = None,
+        env_kind: str | None = None,
     ) -> None:
         self.settings = settings
-        self.env_kind = env_factory if isinstance(env_factory, str) else None
+        self.env_kind = env_factory if isinstance(env_factory, str) else env_kind
         self.env_factory = KindFactory(env_factory) if isinstance(env_factory, str) else env_factory
         self.options = options
         self.rendering = options.steps_rendered
@@ -479,3 +482,15 @@ def connect(ray: Any, address: str) -> None:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+@EXECUTORS.register("ray")
+def _make_ray(setup: ExecutorSetup) -> RayExecutor:
+    """Env actors on a Ray cluster (--address), one policy actor; --workers defaults to what the cluster holds."""
+    address = getattr(setup.config, "address", None) or "auto"
+    settings = RaySettings(
+        address=address, workers=setup.workers, retries=setup.retries, timeout_s=setup.timeout_s,
+        start_timeout_s=setup.start_timeout_s,
+    )
+    kind = getattr(setup.config, "env", None)
+    return RayExecutor(settings, setup.env_factory, setup.options, setup.video, env_kind=kind)
