@@ -34,27 +34,32 @@ def run_ray(episodes, factory=None, policy=None, **settings):
     return list(executor.run(episodes, policy or SeekPolicy(), PROTOCOL))
 
 
-def test_records_equal_serial_and_pool(cluster):
+def test_records_equal_serial_and_pool_and_envs_spread_over_both_nodes(cluster):
+    """A deterministic policy gives the same records on every executor; with one CPU per node and per
+    env actor, the scheduler puts one env on each node (asked from the actors mid-run)."""
+    assert [n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"]] == ["127.0.0.1", "127.0.0.1"]
     episodes = fake_episodes(tasks="0-1", trials=3)
     serial = run_serial(episodes)
     pool = list(PoolExecutor(PoolSettings(workers=2, timeout_s=20.0), fake_factory(), EnvOptions(render=False)).run(
         episodes, SeekPolicy(), PROTOCOL
     ))
-    records = run_ray(episodes)
+    executor = RayExecutor(RaySettings(timeout_s=20.0), fake_factory(), EnvOptions(render=False))
+    placed: list[tuple[str, int]] = []
+
+    def on_step() -> None:
+        busy = [s for s in executor._slots if s.running is not None and s.actor is not None]
+        if not placed and len(busy) == 2:
+            placed.extend(ray.get([s.actor.where.remote() for s in busy]))
+
+    records = list(executor.run(episodes, SeekPolicy(), PROTOCOL, on_step))
+    assert len(executor._slots) == 2, "the default is one env actor per cluster CPU"
+    assert len({node for node, _ in placed}) == 2
     assert sorted(r.key for r in records) == sorted(e.key for e in episodes)
     assert outcomes(records) == outcomes(serial) == outcomes(pool)
     ignore = ("wall_s", "worker_peak_rss_mb")
     same = lambda rs: {r.key: {k: v for k, v in r.to_dict().items() if k not in ignore} for r in rs}  # noqa: E731
     assert same(records) == same(pool)
     assert all(r.attempts == 1 and r.worker_peak_rss_mb > 0 for r in records)
-
-
-def test_env_actors_spread_over_both_nodes(cluster):
-    nodes = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
-    assert len(nodes) == 2 and all(n["NodeManagerAddress"] == "127.0.0.1" for n in ray.nodes())
-    executor = RayExecutor(RaySettings(), "fake")
-    executor._ray = ray
-    assert executor.workers_for_cluster() == 2
 
 
 def test_killed_env_actor_loses_only_its_episode(cluster):

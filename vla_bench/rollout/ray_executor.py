@@ -22,6 +22,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import os
+import sys
 import time
 import traceback
 from typing import Any, Callable, Iterator, Sequence
@@ -111,8 +112,11 @@ class EnvActor:
         except Exception as exc:
             return _failure(exc), None
 
-    def pid(self) -> int:
-        return os.getpid()
+    def where(self) -> tuple[str, int]:
+        """(Ray node id, process id) of this actor."""
+        import ray
+
+        return ray.get_runtime_context().get_node_id(), os.getpid()
 
     def close(self) -> None:
         if self.env is not None:
@@ -267,19 +271,24 @@ class RayExecutor:
         return {"num_cpus": 0, "num_gpus": 1 if use_gpu else 0}
 
     def workers_for_cluster(self) -> int:
-        """`settings.workers`, or as many env actors as the cluster's CPUs and memory hold."""
-        if self.settings.workers is not None:
-            return self.settings.workers
+        """`settings.workers`, or as many env actors as the cluster's CPUs and memory hold now."""
         total = self._ray.cluster_resources()
         cpus = int(total.get("CPU", 0))
-        fit = int(total.get("memory", 0) // (self.env_gb * GB))
-        workers = min(cpus, fit)
-        if workers < 1:
+        holds = min(cpus, int(total.get("memory", 0) // (self.env_gb * GB)))
+        if self.settings.workers is not None:
+            if self.settings.workers > holds:
+                print(
+                    f"vla-bench: warning: --workers {self.settings.workers} is more env actors than the Ray cluster "
+                    f"holds now ({holds}: 1 CPU and {self.env_gb:g} GB each); the others wait for resources",
+                    file=sys.stderr,
+                )
+            return self.settings.workers
+        if holds < 1:
             raise VlaBenchError(
                 f"the Ray cluster has {cpus} CPUs and {total.get('memory', 0) / GB:.1f} GB of memory: "
-                f"no room for one env actor (1 CPU, {self.env_gb} GB)"
+                f"no room for one env actor (1 CPU, {self.env_gb:g} GB)"
             )
-        return workers
+        return holds
 
     # -- episodes -----------------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ import psutil
 KEEP_LOOPBACK = "import ray._private.services as s; s.resolve_ip_for_localhost = lambda host: host"
 RAY_START = [sys.executable, "-c", f"{KEEP_LOOPBACK}; from ray.scripts.scripts import main; main()", "start"]
 LOOPBACK = "127.0.0.1"
+WORKER_PORTS = 32  # one per live worker process of a node (actors, idle workers)
 OBJECT_STORE_BYTES = 80 * 1024 * 1024  # Ray's minimum is 75 MiB; the default (30% of RAM) per node is far too much here
 
 
@@ -65,13 +66,13 @@ class LocalCluster:
         self.address = ""
 
     def _node_args(self) -> list[str]:
-        node, objects, agent, agent_grpc, metrics, runtime_env, lo = free_ports(7)
+        node, objects, agent, agent_grpc, metrics, runtime_env, *workers = free_ports(6 + WORKER_PORTS)
         return [
             f"--node-ip-address={LOOPBACK}", f"--num-cpus={self.cpus}", "--num-gpus=0",
             f"--object-store-memory={OBJECT_STORE_BYTES}", f"--node-manager-port={node}",
             f"--object-manager-port={objects}", f"--dashboard-agent-listen-port={agent}",
             f"--dashboard-agent-grpc-port={agent_grpc}", f"--metrics-export-port={metrics}",
-            f"--runtime-env-agent-port={runtime_env}", f"--min-worker-port={lo}", f"--max-worker-port={lo + 40}",
+            f"--runtime-env-agent-port={runtime_env}", f"--worker-port-list={','.join(map(str, workers))}",
             "--disable-usage-stats", "--block",
         ]
 
