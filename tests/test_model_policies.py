@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 
 import numpy as np
 import pytest
@@ -22,7 +23,8 @@ from vla_bench.specs import protocols
 VITA = protocols().get("vita-vla")
 
 
-@pytest.mark.parametrize("name,checkpoint,size", [("seer", TINY_TEACHER, 224), ("vita-vla", TINY_STUDENT, 200)], ids=["teacher", "student"])
+# The teacher's transform resizes (its env images come as rendered, 128 px); the student's processor gets 200 px.
+@pytest.mark.parametrize("name,checkpoint,size", [("seer", TINY_TEACHER, 128), ("vita-vla", TINY_STUDENT, 200)], ids=["teacher", "student"])
 def test_batch_of_n_equals_n_single_calls(name, checkpoint, size):
     context = PolicyContext(protocol=VITA, checkpoint=checkpoint)
     batched, single = make_policy(name, context), make_policy(name, context)
@@ -128,7 +130,7 @@ def test_eval_on_the_fake_env_records_the_checkpoint(tmp_path):
     result = evaluate(config)
     run = json.loads((result.run_dir / "run.json").read_text())
     assert run["policy"]["checkpoint"]["sha256"] == sha256_path(TINY_TEACHER)
-    assert run["image_size"] == 224
+    assert run["image_size"] == 128  # as rendered: the checkpoint's transform resizes to 224
     model = run["policy"]["model"]
     assert model["architecture"] == "seer" and model["dtype"] == "float32" and model["protocol_differences"] == []
     assert model["execution"] == {"mode": "temporal_ensemble", "gripper": "threshold", "chunk_steps": 3, "ensemble_k": 0.01}
@@ -136,26 +138,45 @@ def test_eval_on_the_fake_env_records_the_checkpoint(tmp_path):
     assert len(records) == 1 and records[0]["status"] == "ok" and records[0]["steps"] == 6
 
 
-def test_seer_reads_its_last_gripper_command_not_the_finger_joints():
+def test_seer_reads_the_finger_joints_by_default_as_upstream_libero_scripts_run_it():
     policy = make_policy("seer", PolicyContext(protocol=VITA, checkpoint=TINY_TEACHER))
+    assert policy.predictor.gripper_state == "qpos"  # Seer's LIBERO scripts pass --gripper_width
+    episode = Episode("libero_10", 0, 0, 42, 20)
+
+    def chunk(state_tail):
+        policy.reset(episode)
+        o = make_obs(np.random.default_rng(7), 128, episode=episode.key)
+        o.state[6:] = state_tail
+        return policy.predictor.predict([o])
+
+    assert not np.array_equal(chunk([0.04, -0.04]), chunk([0.0, 0.0]))
+
+
+def test_a_command_mode_checkpoint_reads_its_last_gripper_command_not_the_finger_joints(tmp_path):
+    checkpoint = tmp_path / "teacher-command"
+    shutil.copytree(TINY_TEACHER, checkpoint)
+    config = json.loads((checkpoint / "config.json").read_text())
+    config["preprocessing"]["state"]["gripper"] = "command"
+    (checkpoint / "config.json").write_text(json.dumps(config))
+    policy = make_policy("seer", PolicyContext(protocol=VITA, checkpoint=checkpoint))
     predictor = policy.predictor
     assert predictor.gripper_state == "command"
     episode = Episode("libero_10", 0, 0, 42, 20)
     policy.reset(episode)
-    obs = make_obs(np.random.default_rng(6), 224, episode=episode.key)
-    assert list(predictor._model_view(obs).state[6:]) == [1.0, 0.0]  # starts open
+    obs = make_obs(np.random.default_rng(6), 128, episode=episode.key)
+    assert predictor.episodes[episode.key].last_command is None  # starts open
     predictor.executed([obs], np.array([[0, 0, 0, 0, 0, 0, 1.0]]))
-    assert list(predictor._model_view(obs).state[6:]) == [0.0, 1.0]  # closed after a close command
-    np.testing.assert_array_equal(predictor._model_view(obs).state[:6], obs.state[:6])
+    assert predictor.episodes[episode.key].last_command == 1.0
 
     def chunk(state_tail, command):
         policy.reset(episode)
         predictor.episodes[episode.key].last_command = command
-        o = make_obs(np.random.default_rng(7), 224, episode=episode.key)
+        o = make_obs(np.random.default_rng(7), 128, episode=episode.key)
         o.state[6:] = state_tail
         return predictor.predict([o])
 
     np.testing.assert_array_equal(chunk([0.04, -0.04], -1.0), chunk([0.0, 0.0], -1.0))
+    np.testing.assert_array_equal(chunk([0.04, -0.04], None), chunk([0.0, 0.0], -1.0))
     assert not np.array_equal(chunk([0.04, -0.04], -1.0), chunk([0.04, -0.04], 1.0))
 
 

@@ -31,7 +31,7 @@ class ImportCommand:
     source: str
     """The .pth file (a dict with model_state_dict, or the state dict itself; `module.` prefixes are stripped)."""
     config: str
-    """A checkpoint config JSON (format of config.json: architecture, model sizes, normalisation, protocol)."""
+    """A checkpoint config JSON (format of config.json: architecture, model sizes, preprocessing, protocol)."""
     output: str
     """Checkpoint directory to write (must not exist)."""
     tokenizer: Optional[str] = None
@@ -79,7 +79,10 @@ def cmd_inspect(config: InspectCommand) -> int:
         f"protocol      {p.name}: image {p.image_size}px, views {'+'.join(p.views)}, flip {p.flip_images}, state {p.state}, "
         f"history {p.history}, chunk {p.action_chunk}, execution {p.execution}{k}, gripper {p.gripper}"
     )
-    print(f"normalisation {', '.join(f'{k}={v}' for k, v in ckpt.normalisation.items())}")
+    image, state = ckpt.preprocessing.image, ckpt.preprocessing.state
+    crop = ", centre crop" if image.crop == "center" else ""
+    print(f"preprocess    image {image.library} {image.resize} -> {image.size}px{crop}, mean {list(image.mean)}, "
+          f"std {list(image.std)}, {image.dtype}; state gripper {state.gripper}")
     files = sorted(f for f in path.iterdir() if f.is_file())
     print("files         " + ", ".join(f"{f.name} ({_size(f.stat().st_size)})" for f in files))
     print(f"sha256        {sha256_path(path)}  (recorded in run.json as policy.checkpoint.sha256)")

@@ -20,10 +20,10 @@ from vla_bench.models.checkpoint import (
     read_weights,
     save_weights,
 )
+from vla_bench.transforms import ObservationTransform, PreprocessingError
 
 STATE_DIM = 8
 THREADS_ENV = "VLA_BENCH_TORCH_THREADS"
-GRIPPER_STATES = ("qpos", "command")
 
 
 def resolve_device(device: str) -> tuple[torch.device, torch.dtype]:
@@ -71,22 +71,14 @@ def check_observation(obs: Observation, views: Sequence[str], where: str) -> Non
         raise VlaBenchError(f"{where} needs an {STATE_DIM}-D state vector; the observation has shape {state.shape}")
 
 
-def images_to_tensor(images: Sequence[np.ndarray], size: int, mean: Sequence[float], std: Sequence[float], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """HxWx3 uint8 images -> normalised (N, 3, size, size) tensor."""
-    batch = torch.from_numpy(np.stack([np.asarray(img) for img in images])).to(device)
-    batch = batch.permute(0, 3, 1, 2).float() / 255.0
-    if batch.shape[-1] != size or batch.shape[-2] != size:
-        batch = nn.functional.interpolate(batch, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-    mean_t = torch.tensor(mean, device=device).view(1, 3, 1, 1)
-    std_t = torch.tensor(std, device=device).view(1, 3, 1, 1)
-    return ((batch - mean_t) / std_t).to(dtype)
-
-
 class VlaModel(nn.Module):
     """Base class of checkpointable action models; subclasses register in ARCHITECTURES."""
 
     architecture: ClassVar[str]
     asset_files: ClassVar[tuple[str, ...]] = ()
+    # True: the observation transform resizes images, so the env hands them over as rendered;
+    # False: the env resizes to protocol.image_size and the model's own processor takes them.
+    transform_resizes: ClassVar[bool] = False
 
     def __init__(self, config: CheckpointConfig) -> None:
         super().__init__()
@@ -129,14 +121,16 @@ class VlaModel(nn.Module):
         return int(self.config.model["history"])
 
     @property
+    def transform(self) -> ObservationTransform:
+        """The checkpoint's observation transform (config.json `preprocessing`, see vla_bench.transforms)."""
+        assert self.config.preprocessing is not None
+        return ObservationTransform(self.config.preprocessing, self.views)
+
+    @property
     def gripper_state(self) -> str:
         """What fills the state's 2 gripper entries: "qpos" (the 2 finger joints, as observed) or
-        "command" (one-hot of the last executed gripper command: [1, 0] open, [0, 1] closed; Seer's
-        default, which does not read the finger joints)."""
-        value = self.config.model.get("gripper_state", "qpos")
-        if value not in GRIPPER_STATES:
-            raise VlaBenchError(f"config.json model.gripper_state {value!r} must be one of {GRIPPER_STATES}")
-        return value
+        "command" (one-hot of the last executed gripper command: [1, 0] open, [0, 1] closed)."""
+        return self.transform.preprocessing.state.gripper
 
     @property
     def action_steps(self) -> int:
@@ -150,8 +144,22 @@ class VlaModel(nn.Module):
     def dtype(self) -> torch.dtype:
         return next(self.parameters()).dtype
 
-    def encode_frames(self, observations: Sequence[Observation]) -> list[Any]:
-        """One cacheable frame per observation (everything per-timestep that does not depend on history)."""
+    def encode_frames(self, observations: Sequence[Observation], last_commands: Sequence[float | None] | None = None) -> list[Any]:
+        """One cacheable frame per observation (everything per-timestep that does not depend on history).
+
+        The observations go through the checkpoint's transform (`last_commands`: each episode's last
+        executed gripper command, read when the state encoding is "command"), then `encode_inputs`.
+        """
+        for obs in observations:
+            check_observation(obs, self.views, f"policy {self.architecture!r}")
+        try:
+            inputs = self.transform.batch([o.images for o in observations], [o.state for o in observations], last_commands)
+        except PreprocessingError as exc:
+            raise VlaBenchError(f"policy {self.architecture!r}: {exc}") from None
+        return self.encode_inputs(inputs, [o.instruction for o in observations])
+
+    def encode_inputs(self, inputs: dict[str, torch.Tensor], instructions: Sequence[str]) -> list[Any]:
+        """Transformed timesteps ({view: (N, 3, S, S), "state": (N, 8)}) -> N cacheable frames."""
         raise NotImplementedError
 
     def predict(self, windows: Sequence[Sequence[Any]], instructions: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -3,7 +3,10 @@
 A checkpoint is a directory:
 
     config.json         {"format": "vla_bench.checkpoint", "format_version": 1, "architecture": "seer" | "vita-vla",
-                         "model": {...sizes...}, "normalisation": {...}, "protocol": {...what it expects...}}
+                         "model": {...sizes...}, "preprocessing": {...image pipeline, state encoding...},
+                         "protocol": {...what it expects...}}
+                        (configs written before `preprocessing` existed have "normalisation": {image_mean,
+                        image_std} and get vla_bench.transforms.legacy_preprocessing)
     model.safetensors   every weight, by the module's parameter names
     tokenizer files     tokenizer.json + tokenizer_config.json (and, for the student, preprocessor_config.json)
 
@@ -19,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from vla_bench.errors import VlaBenchError
 from vla_bench.registry import Registry
+from vla_bench.transforms import Preprocessing, PreprocessingError, legacy_preprocessing
 
 if TYPE_CHECKING:
     import torch
@@ -69,13 +73,23 @@ class ExpectedProtocol:
 
 @dataclasses.dataclass(frozen=True)
 class CheckpointConfig:
-    """Everything in config.json."""
+    """Everything in config.json. `preprocessing` None means the legacy default (from `normalisation`,
+    `model.gripper_state` and `protocol.image_size`); it is filled in on construction."""
 
     architecture: str
     model: dict[str, Any]
     normalisation: dict[str, Any]
     protocol: ExpectedProtocol
     format_version: int = FORMAT_VERSION
+    preprocessing: Preprocessing | None = None
+
+    def __post_init__(self) -> None:
+        if self.preprocessing is None:
+            try:
+                legacy = legacy_preprocessing(self.model, self.normalisation, self.protocol.image_size)
+            except PreprocessingError as exc:
+                raise CheckpointError(str(exc)) from None
+            object.__setattr__(self, "preprocessing", legacy)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = CONFIG_NAME) -> CheckpointConfig:
@@ -83,26 +97,35 @@ class CheckpointConfig:
             raise CheckpointError(f"{where}: not a vla_bench checkpoint config (\"format\" is {data.get('format')!r}, expected {FORMAT!r})")
         if data.get("format_version") != FORMAT_VERSION:
             raise CheckpointError(f"{where}: format_version {data.get('format_version')!r} is not supported (expected {FORMAT_VERSION})")
-        for key in ("architecture", "model", "normalisation", "protocol"):
+        required = ("architecture", "model", "protocol") + (() if "preprocessing" in data else ("normalisation",))
+        for key in required:
             if key not in data:
                 raise CheckpointError(f"{where}: missing key {key!r}")
         ARCHITECTURES.canonical(data["architecture"])  # unknown architecture -> error naming the known ones
+        try:
+            preprocessing = Preprocessing.from_dict(data["preprocessing"], f"{where} 'preprocessing'") if "preprocessing" in data else None
+        except PreprocessingError as exc:
+            raise CheckpointError(f"{where}: {exc}") from None
         return cls(
             architecture=data["architecture"],
             model=dict(data["model"]),
-            normalisation=dict(data["normalisation"]),
+            normalisation=dict(data.get("normalisation", {})),
             protocol=ExpectedProtocol.from_dict(data["protocol"]),
+            preprocessing=preprocessing,
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "format": FORMAT,
             "format_version": self.format_version,
             "architecture": self.architecture,
             "model": self.model,
-            "normalisation": self.normalisation,
-            "protocol": self.protocol.to_dict(),
+            "preprocessing": self.preprocessing.to_dict() if self.preprocessing else None,
         }
+        if self.normalisation:
+            data["normalisation"] = self.normalisation
+        data["protocol"] = self.protocol.to_dict()
+        return data
 
     def write(self, directory: Path) -> None:
         (directory / CONFIG_NAME).write_text(json.dumps(self.to_dict(), indent=2) + "\n")

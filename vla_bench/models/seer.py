@@ -18,8 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from vla_bench.envs.base import Observation
-from vla_bench.models.base import VlaModel, check_observation, images_to_tensor
+from vla_bench.models.base import VlaModel
 from vla_bench.models.checkpoint import ARCHITECTURES, CheckpointConfig, CheckpointError
 from vla_bench.models.heads import ActionDecoderMixin, StateEncoderMixin
 from vla_bench.models.perceiver import PerceiverResampler
@@ -28,7 +27,6 @@ from vla_bench.models.tokenizer import TOKENIZER_FILE, load_tokenizer
 SEER_DEFAULTS: dict[str, Any] = {
     "history": 7,
     "action_steps": 3,
-    "gripper_state": "command",
     "hidden_size": 384,
     "layers": 24,
     "heads": 12,
@@ -106,6 +104,7 @@ class SeerModel(StateEncoderMixin, ActionDecoderMixin, VlaModel):
 
     architecture = "seer"
     asset_files = (TOKENIZER_FILE,)
+    transform_resizes = True
 
     def __init__(self, config: CheckpointConfig, tokenizer: Any) -> None:
         super().__init__(config)
@@ -123,6 +122,9 @@ class SeerModel(StateEncoderMixin, ActionDecoderMixin, VlaModel):
         self.foresight = m["foresight_tokens_per_image"]
         self.text_max_length = txt["max_length"]
         self.image_size = vis["image_size"]
+        if config.preprocessing is not None and config.preprocessing.image.size != self.image_size:
+            raise CheckpointError(f"config.json preprocessing.image.size {config.preprocessing.image.size} differs from the "
+                                  f"vision encoder's image_size {self.image_size}")
 
         vit_config = ViTConfig(hidden_size=vis["hidden_size"], num_hidden_layers=vis["layers"], num_attention_heads=vis["heads"],
                                intermediate_size=vis["intermediate_size"], image_size=vis["image_size"],
@@ -254,16 +256,11 @@ class SeerModel(StateEncoderMixin, ActionDecoderMixin, VlaModel):
                 self._text_cache[text] = token
         return torch.stack([self._text_cache[t] for t in instructions])
 
-    def encode_frames(self, observations: Sequence[Observation]) -> list[torch.Tensor]:
-        for obs in observations:
-            check_observation(obs, self.views, "policy 'seer'")
-        norm = self.config.normalisation
+    def encode_inputs(self, inputs: dict[str, torch.Tensor], instructions: Sequence[str]) -> list[torch.Tensor]:
         primary_view, wrist_view = self.views
-        convert = lambda view: images_to_tensor(  # noqa: E731
-            [o.images[view] for o in observations], self.image_size, norm["image_mean"], norm["image_std"], self.device, self.dtype
-        )
-        state = torch.from_numpy(np.stack([np.asarray(o.state, dtype=np.float32) for o in observations])).to(self.device, self.dtype)
-        context = self.encode_timesteps(convert(primary_view), convert(wrist_view), state, self._text_tokens([o.instruction for o in observations]))
+        convert = lambda t: t.to(self.device, self.dtype)  # noqa: E731
+        context = self.encode_timesteps(convert(inputs[primary_view]), convert(inputs[wrist_view]), convert(inputs["state"]),
+                                        self._text_tokens(instructions))
         return list(context)
 
     def predict(self, windows: Sequence[Sequence[torch.Tensor]], instructions: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -19,6 +19,7 @@ import torch
 
 from vla_bench.models.checkpoint import ARCHITECTURES, CheckpointConfig, ExpectedProtocol
 from vla_bench.models.tokenizer import build_bpe_tokenizer, build_word_tokenizer
+from vla_bench.transforms import Preprocessing
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPES = REPO / "checkpoints" / "configs"
@@ -47,9 +48,6 @@ def build_tokenizer(spec: dict[str, Any]) -> Any:
 
 def build_from_recipe(recipe_path: Path, out: Path) -> Path:
     """Build a random-weight checkpoint directory `out` from a recipe file."""
-    import vla_bench.models.seer  # noqa: F401  (registers architectures)
-    import vla_bench.models.vita  # noqa: F401
-
     recipe = json.loads(Path(recipe_path).read_text())
     torch.manual_seed(int(recipe.get("seed", 0)))
     tokenizer = build_tokenizer(recipe["tokenizer"])
@@ -78,8 +76,9 @@ def build_from_recipe(recipe_path: Path, out: Path) -> Path:
     config = CheckpointConfig(
         architecture=recipe["architecture"],
         model=model_config,
-        normalisation=recipe["normalisation"],
+        normalisation=recipe.get("normalisation", {}),
         protocol=ExpectedProtocol.from_dict(recipe["protocol"]),
+        preprocessing=Preprocessing.from_dict(recipe["preprocessing"]) if "preprocessing" in recipe else None,
     )
     model = ARCHITECTURES.get(config.architecture).build(config, tokenizer=tokenizer, **extra)
     model.save_pretrained(out)

@@ -257,9 +257,11 @@ class VitaStudent(StateEncoderMixin, ActionDecoderMixin, VlaModel):
         self.processor.save_pretrained(str(path))
 
     # -- forward -------------------------------------------------------------------------------
-    def encode_frames(self, observations: Sequence[Observation]) -> list[StudentFrame]:
+    def encode_frames(self, observations: Sequence[Observation], last_commands: Sequence[float | None] | None = None) -> list[StudentFrame]:
         for obs in observations:
             check_observation(obs, self.views, "policy 'vita-vla'")
+        commands = last_commands if last_commands is not None else [None] * len(observations)
+        encode_state = self.transform.preprocessing.state  # the checkpoint's state encoding
         images = [obs.images[view] for obs in observations for view in self.views]
         features, grids = self.backend.image_features(self, images)
         n = len(self.views)
@@ -267,7 +269,7 @@ class VitaStudent(StateEncoderMixin, ActionDecoderMixin, VlaModel):
             StudentFrame(
                 images=features[i * n : (i + 1) * n],
                 grids=grids[i * n : (i + 1) * n],
-                state=torch.as_tensor(np.asarray(obs.state, dtype=np.float32), device=self.device),
+                state=torch.as_tensor(encode_state(obs.state, commands[i]), device=self.device),
             )
             for i, obs in enumerate(observations)
         ]

@@ -66,13 +66,13 @@ class EpisodeHistory:
     """One episode's window of (step, encoded frame) and its last executed gripper command."""
 
     window: deque
-    last_command: float = -1.0  # episodes start with the gripper open
+    last_command: float | None = None  # None before the first step (the gripper starts open)
 
 
 class TorchChunkPredictor(ChunkPredictor):
     """Batched torch inference with a per-episode history window of encoded frames."""
 
-    def __init__(self, model: "VlaModel", image_size: int, protocol_differences: Sequence[str] = ()) -> None:
+    def __init__(self, model: "VlaModel", image_size: int | None, protocol_differences: Sequence[str] = ()) -> None:
         self.model = model
         self.protocol_differences = list(protocol_differences)
         self.chunk = model.action_steps
@@ -87,22 +87,13 @@ class TorchChunkPredictor(ChunkPredictor):
         for obs, action in zip(observations, actions):
             self.episodes[obs.episode].last_command = float(action[6])
 
-    def _model_view(self, obs: Observation) -> Observation:
-        """The observation as the model reads it (gripper entries per the model's gripper_state)."""
-        if self.gripper_state == "qpos":
-            return obs
-        state = np.array(obs.state, dtype=np.float64)
-        closed = self.episodes[obs.episode].last_command >= 1.0
-        state[6:8] = (0.0, 1.0) if closed else (1.0, 0.0)
-        return dataclasses.replace(obs, state=state)
-
     def predict(self, observations: Sequence[Observation]) -> np.ndarray:
         import torch
 
         self.episodes.tick()
-        observations = [self._model_view(obs) for obs in observations]
+        last_commands = [self.episodes[obs.episode].last_command for obs in observations]
         with torch.inference_mode():
-            frames = self.model.encode_frames(observations)
+            frames = self.model.encode_frames(observations, last_commands)  # through the checkpoint's transform
             windows = []
             for obs, frame in zip(observations, frames):
                 window = self.episodes[obs.episode].window
@@ -145,7 +136,9 @@ def load_model_policy(context: PolicyContext, architecture: str) -> Policy:
         )
     differences = check_protocol(config.protocol, context.protocol, context.checkpoint, context.strict_protocol)
     model = from_pretrained(context.checkpoint, device=context.device)
-    predictor = TorchChunkPredictor(model, image_size=config.protocol.image_size, protocol_differences=differences)
+    # A model whose transform resizes gets images as rendered (as upstream evals feed them).
+    image_size = context.protocol.render_size if model.transform_resizes else config.protocol.image_size
+    predictor = TorchChunkPredictor(model, image_size=image_size, protocol_differences=differences)
     run = context.protocol
     k = run.ensemble_k if run.ensemble_k is not None else (config.protocol.ensemble_k or 0.01)
     return ExecutionPolicy(predictor, mode=run.execution, gripper=run.gripper, steps=run.action_chunk, ensemble_k=k)
