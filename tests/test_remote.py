@@ -152,7 +152,7 @@ def test_remote_gives_the_same_records_and_actions_as_in_process(tmp_path):
     run = json.loads((remote.run_dir / "run.json").read_text())
     model = run["policy"]["model"]
     assert model["server_metadata"]["policy"] == "seer" and model["identity"]["replan_steps"] == 5
-    assert run["image_size"] == 224
+    assert run["image_size"] == 128  # as rendered; the checkpoint transform resizes
 
 
 def test_chunks_are_executed_per_replan_and_render_only_query_steps(tmp_path):
