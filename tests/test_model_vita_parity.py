@@ -3,6 +3,8 @@ imported with `vla-bench import-checkpoint` in a fresh process, replayed through
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import os
 import shutil
@@ -21,6 +23,7 @@ from vla_bench.episodes import Episode
 from vla_bench.models import from_pretrained
 from vla_bench.policies.execution import ExecutionPolicy
 from vla_bench.policies.vla_models import TorchChunkPredictor
+from vla_bench.transforms import StateEncoding
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "upstream" / "vita"
 CHUNK_TOLERANCE = 1e-4  # fp32 on both sides; measured max difference 1.5e-8 (docs/models.md)
@@ -52,7 +55,8 @@ def replay(checkpoint: Path, mode: str) -> tuple[np.ndarray, np.ndarray, dict]:
     episode = dict(np.load(FIXTURES / f"episode-{mode}.npz"))
     meta = json.loads((FIXTURES / "meta.json").read_text())["episode"]
     model = from_pretrained(checkpoint)
-    model.config.model["gripper_state"] = mode
+    preprocessing = dataclasses.replace(model.config.preprocessing, state=StateEncoding(mode))  # the checkpoint's state encoding
+    model.config = dataclasses.replace(model.config, preprocessing=preprocessing)
     predictor = TorchChunkPredictor(model, image_size=meta["render"])
     chunks: list[np.ndarray] = []
     predict = predictor.predict
