@@ -64,10 +64,13 @@ gate: $(STAMP)
 gate-reference: $(STAMP)
 	$(GATE_ENV) bash scripts/gate.sh --update-reference
 
-# Engine throughput on real LIBERO (a few minutes): writes bench/results/<date>-<host>.json and .md.
+# Engine throughput on real LIBERO (a few minutes): writes bench/results/<date>-<host>.json and .md,
+# then the ray executor against the pool on a local 2-node loopback Ray cluster (<date>-<host>-ray.*).
 BENCH_ARGS ?=
+RAY_BENCH_ARGS ?=
 bench: $(STAMP)
 	$(PY) bench/engine_bench.py $(BENCH_ARGS)
+	$(PY) bench/ray_bench.py $(RAY_BENCH_ARGS)
 
 # Remote (openpi websocket protocol) vs in-process policy throughput and loopback request overhead
 # (about a minute): writes bench/results/remote.json and .md.

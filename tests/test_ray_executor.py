@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 import ray
@@ -179,3 +183,18 @@ def test_address_without_ray_executor_is_a_one_line_error(tmp_path, capsys):
                      "--trials", "1", "--output", str(tmp_path / "run"), "--no-progress", "--address", "127.0.0.1:1"])
     err = capsys.readouterr().err
     assert code == 2 and "only --executor ray connects to a cluster" in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_eval_on_a_cluster_given_by_address(cluster, tmp_path):
+    """`vla-bench eval --executor ray --address HOST:PORT` from a fresh process, as docs/engine.md says."""
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}  # this driver, too, keeps 127.0.0.1 as given
+    out = tmp_path / "run"
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "vla-bench"), "eval", "--suite", "libero_spatial", "--policy", "zero",
+         "--env", "fake", "--tasks", "0", "--trials", "2", "--max-steps", "5", "--executor", "ray",
+         "--address", cluster.address, "--output", str(out), "--no-progress"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert read_run(out)["executor"] == "ray" and read_run(out)["status"] == "finished"
+    assert sorted(r.key for r in read_episodes(out)) == ["libero_spatial/0/0", "libero_spatial/0/1"]
