@@ -44,9 +44,7 @@ def timed(label: str, workers: int, run) -> dict:
 
 
 def pool_run(eps, on_step) -> list:
-    records: list = []
-    PoolExecutor(PoolSettings(workers=2), "libero", OPTIONS).run(eps, BenchPolicy(), PROTOCOL, records.append, on_step)
-    return records
+    return list(PoolExecutor(PoolSettings(workers=2), "libero", OPTIONS).run(eps, BenchPolicy(), PROTOCOL, on_step))
 
 
 def ray_run(eps, on_step) -> list:
