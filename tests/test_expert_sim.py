@@ -13,7 +13,7 @@ from vla_bench.envs.base import EnvSpec
 from vla_bench.episodes import Episode
 from vla_bench.evaluate import evaluate
 from vla_bench.policies import PolicyContext, make_policy
-from vla_bench.rollout.episode import run_episode
+from vla_bench.rollout.driver import run_episode
 from vla_bench.specs import protocols
 
 pytestmark = [pytest.mark.sim, pytest.mark.timeout(180)]

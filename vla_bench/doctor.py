@@ -266,7 +266,7 @@ def check_expert(reference: Path | None = None, episodes=EXPERT_EPISODES) -> lis
     from vla_bench.envs.libero_env import LiberoEnv
     from vla_bench.episodes import Episode
     from vla_bench.policies import PolicyContext, make_policy
-    from vla_bench.rollout.episode import run_episode
+    from vla_bench.rollout.driver import run_episode
 
     protocol = protocols().get("openvla")
     policy = make_policy("expert", PolicyContext(protocol=protocol, seed=protocol.env_seed))

@@ -1,19 +1,14 @@
-"""Running one episode: start from its init state, query the policy each step, stop on success."""
+"""What an executor needs to know about envs: how each episode's env is built (`EnvOptions`), which
+steps are rendered (`Rendering`), and which exceptions are simulator errors. The episode itself is
+driven by `vla_bench.rollout.driver`."""
 
 from __future__ import annotations
 
 import dataclasses
-import time
-import traceback
-from typing import Callable
 
-import numpy as np
-
-from vla_bench.envs.base import Env, EnvSpec, Observation
+from vla_bench.envs.base import EnvSpec
 from vla_bench.episodes import Episode
-from vla_bench.errors import PolicyOutputError
-from vla_bench.policies.base import Policy, check_actions
-from vla_bench.results.schema import STATUS_ERROR, STATUS_OK, EpisodeRecord
+from vla_bench.policies.base import Policy
 from vla_bench.specs import Protocol
 
 
@@ -80,67 +75,3 @@ class EnvOptions:
             protocol, episode.suite, episode.task_id, render=self.render, image_size=self.image_size,
             fast_reset=self.fast_reset, privileged=self.privileged,
         )
-
-
-def validate_action(actions: np.ndarray) -> np.ndarray:
-    action = check_actions(actions, 1)[0]
-    if not np.all(np.isfinite(action)):
-        raise PolicyOutputError(f"policy returned non-finite action {action.tolist()}")
-    return action
-
-
-def run_episode(
-    env: Env,
-    policy: Policy,
-    episode: Episode,
-    on_step: Callable[[], None] | None = None,
-    rendering: Rendering = Rendering("all"),
-    on_observation: Callable[[Observation], None] | None = None,
-) -> EpisodeRecord:
-    """Run one episode to success or its step limit. Policy output errors and simulator errors
-    become a record with status "error"; any other exception propagates. `on_observation` sees
-    every observation (for videos; it makes rendering cover every step)."""
-    start = time.monotonic()
-    steps = 0
-    success = False
-
-    def record(status: str, error: str | None = None) -> EpisodeRecord:
-        return EpisodeRecord(
-            suite=episode.suite,
-            task_id=episode.task_id,
-            task=env.language,
-            init_idx=episode.init_idx,
-            seed=episode.seed,
-            success=success,
-            steps=steps,
-            wall_s=round(time.monotonic() - start, 3),
-            status=status,
-            error=error,
-            **episode.labels(),
-        )
-
-    video = on_observation is not None
-    try:
-        policy.reset(episode)
-        obs = env.start(episode.init_idx, episode.seed, render=rendering.needed(policy, episode, 0, video))
-        if on_observation is not None:
-            on_observation(obs)
-        while steps < episode.max_steps:
-            obs.episode, obs.step = episode.key, steps
-            action = validate_action(policy.infer([obs]))
-            obs, success = env.step(action, render=rendering.needed(policy, episode, steps + 1, video))
-            if on_observation is not None:
-                on_observation(obs)
-            steps += 1
-            if on_step is not None:
-                on_step()
-            if success:
-                break
-    except PolicyOutputError as exc:
-        success = False
-        return record(STATUS_ERROR, f"policy output: {exc}")
-    except simulator_errors() as exc:
-        success = False
-        detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-        return record(STATUS_ERROR, f"simulator: {detail}")
-    return record(STATUS_OK)

@@ -20,10 +20,10 @@ executor-specific options), then `run(episodes, policy, protocol, on_step)`:
 
 - `episodes` are the episodes still to run, in canonical order (already resumed/sharded). Which
   episodes run never depends on the executor.
-- every episode has `run_episode`'s semantics (`vla_bench/rollout/episode.py`: start from the init
-  state, one policy action per step, stop on success or the step limit, record); an executor decides
-  only where envs live and how observations are batched into `policy.infer` calls. `on_step()` is
-  called once per env step (progress).
+- every episode is driven by a `vla_bench.rollout.driver.EpisodeDriver` (start, observe, act, step,
+  done, record: the stop rule, action checks, rendering decisions, videos and the record are the
+  driver's); an executor decides only where envs live and how observations are batched into
+  `policy.infer` calls (`act_batch`). Pass `on_step` to the drivers (called once per env step).
 
 What it must yield: exactly one `EpisodeRecord` per episode, as each episode ends (completion
 order, not list order), from a generator; the caller may stop consuming at any point and then

@@ -9,7 +9,8 @@ from vla_bench.envs.base import Env
 from vla_bench.episodes import Episode
 from vla_bench.policies.base import Policy
 from vla_bench.results.schema import EpisodeRecord
-from vla_bench.rollout.episode import EnvOptions, run_episode
+from vla_bench.rollout.driver import run_episode
+from vla_bench.rollout.episode import EnvOptions
 from vla_bench.rollout.executor import EXECUTORS, EnvFactory, ExecutorSetup
 from vla_bench.rollout.video import VideoRecorder
 from vla_bench.specs import Protocol
@@ -48,18 +49,7 @@ class SerialExecutor:
                         env = None
                     env = self.env_factory(self.options.spec(protocol, episode))
                     current = (episode.suite, episode.task_id)
-                frames: list | None = [] if self.video is not None and self.video.wants(episode) else None
-
-                def keep_frame(obs, frames=frames) -> None:
-                    if self.video is not None and self.video.camera in obs.images:
-                        frames.append(obs.images[self.video.camera])
-
-                record = run_episode(
-                    env, policy, episode, on_step, self.rendering, keep_frame if frames is not None else None
-                )
-                if frames is not None:
-                    self.video.save(record, frames)
-                yield record
+                yield run_episode(env, policy, episode, on_step, self.rendering, self.video)
         finally:
             if env is not None:
                 env.close()
