@@ -59,6 +59,8 @@ class EvalConfig:
     or HOST:PORT of its head node."""
     resume: bool = False
     """Continue the run in --output: run only its episodes without a record (same protocol, checkpoint, selection)."""
+    retry_errors: bool = False
+    """With --resume: also re-run the episodes recorded as errors (their old records move to retried-errors.jsonl)."""
     shard: Optional[str] = None
     """Run slice i of n of the episode list, e.g. 0/4 (i counts from 0); join the folders with `vla-bench merge`."""
     video: str = "none"

@@ -139,6 +139,8 @@ def evaluate(
     parse_video_mode(config.video)
     if config.resume and config.output is None:
         raise VlaBenchError("--resume needs --output RUN_FOLDER (the run to continue)")
+    if config.retry_errors and not config.resume:
+        raise VlaBenchError("--retry-errors re-runs the error episodes of an existing run: use it with --resume")
     workers = resolve_workers(config)
     if config.env == "libero":
         from vla_bench.envs.libero_setup import ensure_ready
@@ -205,7 +207,7 @@ def _execute(
     )
     executor = make_executor(executor_name, setup)
     if config.resume:
-        run = Run.resume(run_dir, info, episodes, progress=config.progress)
+        run = Run.resume(run_dir, info, episodes, progress=config.progress, retry_errors=config.retry_errors)
     else:
         run = Run.create(run_dir, info, episodes, progress=config.progress)
     summary = run.execute(executor, policy, plan.protocol, extra_on_record)

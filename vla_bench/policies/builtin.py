@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 import zlib
 from pathlib import Path
 from typing import Sequence
@@ -94,15 +95,18 @@ def load_replay(path: Path) -> dict[str | None, np.ndarray]:
     """Read a replay file; key None holds the actions for every episode (.npy)."""
     if not path.is_file():
         raise VlaBenchError(f"replay file {path} does not exist")
+    arrays: dict[str | None, np.ndarray] = {}
     try:
         loaded = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise VlaBenchError(f"replay file {path} is not a .npy/.npz file: {exc}") from None
-    arrays: dict[str | None, np.ndarray] = {}
-    if isinstance(loaded, np.ndarray):
-        arrays[None] = loaded
-    else:
-        arrays.update({key: loaded[key] for key in loaded.files})
+        if isinstance(loaded, np.ndarray):
+            arrays[None] = loaded
+        else:
+            with loaded:
+                arrays.update({key: loaded[key] for key in loaded.files})
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+        # a truncated or garbage .npz fails inside zipfile, when opened or when a member is read
+        detail = str(exc) or type(exc).__name__
+        raise VlaBenchError(f"replay file {path} is not a readable .npy/.npz file ({detail})") from None
     for key, array in arrays.items():
         if array.ndim != 2 or array.shape[1] != ACTION_DIM or not np.issubdtype(array.dtype, np.number):
             where = "" if key is None else f" key {key!r}"

@@ -15,6 +15,7 @@ RUN_FILE = "run.json"
 EPISODES_FILE = "episodes.jsonl"
 SUMMARY_MD = "summary.md"
 SUMMARY_CSV = "summary.csv"
+RETRIED_FILE = "retried-errors.jsonl"  # records of error episodes re-run by --resume --retry-errors
 
 STATUS_OK = "ok"
 STATUS_ERROR = "error"

@@ -6,17 +6,21 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from vla_bench.episodes import Episode
 from vla_bench.errors import VlaBenchError
 from vla_bench.policies.base import Policy
 from vla_bench.remote.options import redact_argv
 from vla_bench.results.io import RunWriter, read_episodes, read_run
-from vla_bench.results.schema import STATUS_OK, EpisodeRecord
+from vla_bench.results.lock import RunLock
+from vla_bench.results.schema import EPISODES_FILE, RETRIED_FILE, STATUS_ERROR, STATUS_OK, EpisodeRecord
 from vla_bench.results.summary import Summary
 from vla_bench.rollout.executor import Executor
 from vla_bench.runs import identity_differences
@@ -71,18 +75,47 @@ class Progress:
         self.bar.close()
 
 
+class RunTerminated(KeyboardInterrupt):
+    """SIGTERM arrived: the run stops as on Ctrl-C (status "interrupted", resumable)."""
+
+
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """While active, SIGTERM raises RunTerminated in the main thread, as SIGINT raises KeyboardInterrupt."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise RunTerminated("terminated (SIGTERM)")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def write_failed(run_dir: Path, exc: OSError) -> VlaBenchError:
+    reason = exc.strerror or str(exc)
+    where = f" ({exc.filename})" if exc.filename else ""
+    return VlaBenchError(f"cannot write the run folder {run_dir}: {reason}{where}")
+
+
 class Run:
     """Owns a run folder while episodes are executed into it.
 
     `Run.create` starts a new folder; `Run.resume` validates an existing one completely (run.json,
-    identity with this invocation, every record) before it changes anything in it. `execute` drives an
+    identity with this invocation, every record) before it changes anything in it. Both take the
+    folder's lock (`results/lock.py`) first: a second eval on the folder refuses. `execute` drives an
     executor and writes every record it yields (appended and fsynced one by one), then writes the end
-    status and summaries whatever happened.
+    status and summaries whatever happened, and releases the lock.
     """
 
-    def __init__(self, writer: RunWriter, episodes: Sequence[Episode], todo: Sequence[Episode], progress: bool,
-                 peak_rss_mb: float | None = None) -> None:
+    def __init__(self, writer: RunWriter, lock: RunLock, episodes: Sequence[Episode], todo: Sequence[Episode],
+                 progress: bool, peak_rss_mb: float | None = None) -> None:
         self.writer = writer
+        self.lock = lock
         self.run_dir = writer.run_dir
         self.episodes = list(episodes)
         self.todo = list(todo)
@@ -91,24 +124,58 @@ class Run:
 
     @classmethod
     def create(cls, run_dir: Path, info: dict[str, Any], episodes: Sequence[Episode], progress: bool = True) -> Run:
-        """A new run folder for `episodes`; refuses a folder that already holds a run."""
-        writer = RunWriter.create(run_dir, {**info, "started_at": now()})
-        return cls(writer, episodes, episodes, progress)
+        """A new run folder for `episodes`; refuses a folder that already holds a run or is in use."""
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            lock = RunLock(run_dir).acquire()
+        except OSError as exc:
+            raise write_failed(run_dir, exc) from None
+        try:
+            writer = RunWriter.create(run_dir, {**info, "started_at": now()})
+        except OSError as exc:
+            lock.release()
+            raise write_failed(run_dir, exc) from None
+        except BaseException:
+            lock.release()
+            raise
+        return cls(writer, lock, episodes, episodes, progress)
 
     @classmethod
-    def resume(cls, run_dir: Path, info: dict[str, Any], episodes: Sequence[Episode], progress: bool = True) -> Run:
-        """Continue the run in `run_dir`: only episodes without a record remain to do. Refuses (before
-        writing anything) a folder that is not a run, was started with other settings, or holds a
-        malformed record."""
-        old = read_run(run_dir)
-        problems = identity_differences(old, as_json(info))
-        if problems:
-            raise VlaBenchError(f"cannot resume {run_dir}: it was started with other settings: {'; '.join(problems)}")
-        done = {record.key for record in read_episodes(run_dir)}
-        resumed = [*old.get("resumed", []), {"at": now(), "command": redact_argv(sys.argv), "workers": info.get("workers")}]
-        writer = RunWriter.reopen(run_dir, {**old, "resumed": resumed})
+    def resume(cls, run_dir: Path, info: dict[str, Any], episodes: Sequence[Episode], progress: bool = True,
+               retry_errors: bool = False) -> Run:
+        """Continue the run in `run_dir`: only episodes without a record remain to do (and, with
+        `retry_errors`, those recorded as errors: their records move to `retried-errors.jsonl`).
+        Refuses, before writing anything, a folder that is not a run, is in use, was started with
+        other settings, or holds a malformed record."""
+        if not run_dir.is_dir():
+            read_run(run_dir)  # raises: not a run folder
+        try:
+            lock = RunLock(run_dir).acquire()
+        except OSError as exc:
+            raise write_failed(run_dir, exc) from None
+        try:
+            old = read_run(run_dir)
+            problems = identity_differences(old, as_json(info))
+            if problems:
+                raise VlaBenchError(f"cannot resume {run_dir}: it was started with other settings: {'; '.join(problems)}")
+            records = read_episodes(run_dir)
+            retried = [r for r in records if r.status == STATUS_ERROR] if retry_errors else []
+            entry = {"at": now(), "command": redact_argv(sys.argv), "workers": info.get("workers"), "executor": info.get("executor")}
+            if retry_errors:
+                entry["retried_errors"] = len(retried)
+            try:
+                if retried:
+                    set_aside_records(run_dir, [r for r in records if r.status != STATUS_ERROR], retried)
+                writer = RunWriter.reopen(run_dir, {**old, "resumed": [*old.get("resumed", []), entry]})
+            except OSError as exc:
+                raise write_failed(run_dir, exc) from None
+        except BaseException:
+            lock.release()
+            raise
+        retried_keys = {r.key for r in retried}
+        done = {r.key for r in records if r.key not in retried_keys}
         todo = [e for e in episodes if e.key not in done]
-        return cls(writer, episodes, todo, progress, old.get("worker_peak_rss_mb"))
+        return cls(writer, lock, episodes, todo, progress, old.get("worker_peak_rss_mb"))
 
     def add(self, record: EpisodeRecord) -> None:
         """Write one record (fsynced) and count it."""
@@ -125,13 +192,24 @@ class Run:
         on_record: Callable[[EpisodeRecord], None] | None = None,
     ) -> Summary:
         """Run the remaining episodes on `executor`, writing each record as it arrives; always ends by
-        recording the run's status (finished, interrupted, failed) and its summaries."""
+        recording the run's status (finished, interrupted on Ctrl-C or SIGTERM, failed) and its
+        summaries. A failed write (read-only folder, full disk) stops the run with a one-line error."""
         status = "failed"
+        hint = True  # say how to continue (not when the error message already does)
         start = time.monotonic()
         try:
-            with contextlib.closing(executor.run(self.todo, policy, protocol, self.progress.step)) as records:
+            with sigterm_interrupts(), contextlib.closing(
+                executor.run(self.todo, policy, protocol, self.progress.step)
+            ) as records:
                 for record in records:
-                    self.add(record)
+                    try:
+                        self.add(record)
+                    except OSError as exc:
+                        hint = False
+                        raise VlaBenchError(
+                            f"{write_failed(self.run_dir, exc)}; the run stopped (records written before are kept: "
+                            f"continue it with --resume --output {self.run_dir} once it is writable)"
+                        ) from None
                     if on_record is not None:
                         on_record(record)
             status = "finished"
@@ -140,12 +218,41 @@ class Run:
             raise
         finally:
             self.progress.close()
-            summary = self.writer.finish(
+            summary = self._close(status, time.monotonic() - start)
+            if status != "finished" and hint:
+                print(f"vla-bench: run {status}; continue it with --resume --output {self.run_dir}", file=sys.stderr)
+        if summary is None:
+            raise VlaBenchError(f"cannot write the end of the run to {self.run_dir} (run.json, summaries)")
+        return summary
+
+    def _close(self, status: str, wall_s: float) -> Summary | None:
+        """Record the end status and summaries and release the lock; None if the folder refused the writes
+        (the exception in flight, if any, says why)."""
+        try:
+            return self.writer.finish(
                 status,
                 finished_at=now(),
-                wall_s=round(time.monotonic() - start, 2),
+                wall_s=round(wall_s, 2),
                 worker_peak_rss_mb=max(self._peak_rss, default=None),
             )
-            if status != "finished":
-                print(f"vla-bench: run {status}; continue it with --resume --output {self.run_dir}", file=sys.stderr)
-        return summary
+        except OSError:
+            return None
+        finally:
+            self.lock.release()
+
+
+def set_aside_records(run_dir: Path, keep: Sequence[EpisodeRecord], retried: Sequence[EpisodeRecord]) -> None:
+    """Move `retried` records out of episodes.jsonl into retried-errors.jsonl (appended first, so no
+    record is ever only in memory), then rewrite episodes.jsonl with `keep` atomically."""
+    with open(run_dir / RETRIED_FILE, "a") as f:
+        for record in retried:
+            f.write(json.dumps(record.to_dict()) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    tmp = run_dir / (EPISODES_FILE + ".tmp")
+    with open(tmp, "w") as f:
+        for record in keep:
+            f.write(json.dumps(record.to_dict()) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, run_dir / EPISODES_FILE)
