@@ -19,7 +19,7 @@ from vla_bench.results import provenance
 from vla_bench.results.schema import EpisodeRecord
 from vla_bench.results.summary import Summary
 from vla_bench.rollout.episode import EnvOptions, Rendering
-from vla_bench.rollout.executor import default_executor, load_executors, make_executor, setup_from_config
+from vla_bench.rollout.executor import EXECUTORS, default_executor, make_executor, setup_from_config
 from vla_bench.rollout.resources import check_workers, default_workers
 from vla_bench.rollout.run import Run
 from vla_bench.rollout.video import VideoRecorder, parse_video_mode
@@ -101,7 +101,7 @@ def resolve_workers(config: EvalConfig) -> int | None:
 
 def resolve_executor(config: EvalConfig, workers: int | None) -> str:
     """`--executor`, or by default the pool when there are workers and in-process when there are none."""
-    name = default_executor(workers) if config.executor is None else load_executors().canonical(config.executor)
+    name = default_executor(workers) if config.executor is None else EXECUTORS.canonical(config.executor)
     if name == "pool" and workers == 0:
         raise VlaBenchError("--executor pool needs --workers 1 or more (--workers 0 runs in-process: --executor serial)")
     if config.address is not None and name != "ray":

@@ -5,9 +5,10 @@ in `vla_bench/rollout/run.py` owns it: records are written, counted and shown th
 
 Contract for implementers
 -------------------------
-Registration: a module registers a factory under a name, and is listed in `EXECUTOR_MODULES` so that
-`make_executor` imports it on demand (keep heavy imports, e.g. `ray`, inside the factory or the
-executor so that registering costs nothing)::
+Registration: a module directly inside `vla_bench/rollout/` (e.g. `rollout/ray_executor.py`) registers
+a factory under a name; the registry imports every module of the package on its first lookup, so
+nothing else needs editing (keep heavy imports, e.g. `ray`, inside the factory or the executor so that
+registering costs nothing)::
 
     @EXECUTORS.register("mine")
     def _make(setup: ExecutorSetup) -> Executor:
@@ -46,7 +47,6 @@ steps, status) on every registered executor for any number of workers (tests/tes
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol as TypingProtocol, Sequence
 
 from vla_bench.envs import EnvFactory
@@ -89,17 +89,8 @@ class ExecutorSetup:
 
 ExecutorFactory = Callable[[ExecutorSetup], Executor]
 
-EXECUTORS: Registry[ExecutorFactory] = Registry("executor")
-
-# Modules that register executors; imported by `load_executors` (add one line per new executor).
-EXECUTOR_MODULES: tuple[str, ...] = ("vla_bench.rollout.serial", "vla_bench.rollout.pool", "vla_bench.rollout.ray_executor")
-
-
-def load_executors() -> Registry[ExecutorFactory]:
-    """Import every executor module (registration happens on import)."""
-    for module in EXECUTOR_MODULES:
-        importlib.import_module(module)
-    return EXECUTORS
+# Filled by the modules of vla_bench/rollout/ (imported on the first lookup).
+EXECUTORS: Registry[ExecutorFactory] = Registry("executor", modules=("vla_bench.rollout",))
 
 
 def default_executor(workers: int) -> str:
@@ -108,11 +99,11 @@ def default_executor(workers: int) -> str:
 
 
 def make_executor(name: str, setup: ExecutorSetup) -> Executor:
-    return load_executors().get(name)(setup)
+    return EXECUTORS.get(name)(setup)
 
 
 def executor_names() -> list[str]:
-    return load_executors().names()
+    return EXECUTORS.names()
 
 
 def setup_from_config(config: EvalConfig, workers: int, env_factory: EnvFactory, options: EnvOptions,
