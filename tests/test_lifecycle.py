@@ -274,4 +274,4 @@ def test_an_unreadable_replay_file_is_one_line(tmp_path, capsys, damage):
     args[args.index("zero")] = "replay"
     assert cli_main([*args, "--checkpoint", str(path)]) == 2
     err = one_line_error(capsys)
-    assert f"replay file {path} is not a readable .npy/.npz file" in err
+    assert f"replay file {path} is not a .npy/.npz file that can be read" in err

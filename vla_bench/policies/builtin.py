@@ -106,7 +106,7 @@ def load_replay(path: Path) -> dict[str | None, np.ndarray]:
     except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
         # a truncated or garbage .npz fails inside zipfile, when opened or when a member is read
         detail = str(exc) or type(exc).__name__
-        raise VlaBenchError(f"replay file {path} is not a readable .npy/.npz file ({detail})") from None
+        raise VlaBenchError(f"replay file {path} is not a .npy/.npz file that can be read ({detail})") from None
     for key, array in arrays.items():
         if array.ndim != 2 or array.shape[1] != ACTION_DIM or not np.issubdtype(array.dtype, np.number):
             where = "" if key is None else f" key {key!r}"
