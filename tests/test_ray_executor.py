@@ -51,7 +51,7 @@ def test_records_equal_serial_and_pool_and_envs_spread_over_both_nodes(cluster):
     placed: list[tuple[str, int]] = []
 
     def on_step() -> None:
-        busy = [s for s in executor._slots if s.running is not None and s.actor is not None]
+        busy = [s for s in executor._slots if s.driver is not None and s.actor is not None]
         if not placed and len(busy) == 2:
             placed.extend(ray.get([s.actor.where.remote() for s in busy]))
 
@@ -75,9 +75,9 @@ def test_killed_env_actor_loses_only_its_episode(cluster):
     records = []
 
     def on_step() -> None:
-        if not killed and sum(1 for s in executor._slots if s.running is not None and s.running.steps >= 5):
-            slot = next(s for s in executor._slots if s.running is not None and s.running.steps >= 5)
-            killed.append(slot.running.episode.key)
+        if not killed and sum(1 for s in executor._slots if s.driver is not None and s.driver.steps >= 5):
+            slot = next(s for s in executor._slots if s.driver is not None and s.driver.steps >= 5)
+            killed.append(slot.driver.episode.key)
             threading.Thread(target=ray.kill, args=(slot.actor,), kwargs={"no_restart": True}).start()
 
     records = list(executor.run(episodes, SeekPolicy(), PROTOCOL, on_step))

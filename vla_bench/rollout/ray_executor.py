@@ -5,12 +5,12 @@ process, and declares the CPU and memory it needs so that Ray's scheduler places
 room for it. One policy actor (`PolicyActor`, given a GPU when the cluster has one) holds the policy
 and answers one batched `infer` for the observations of every env in the cluster that waits for an
 action. Observations go from the env actors to the policy actor as object references (Ray moves them
-between nodes directly); the driver, this process, keeps the state machine of every episode, waits
-on the actors' replies in completion order (`ray.wait`) and yields each finished record to the run,
-which writes it: one writer, the run's, with the pool's fsync, resume, shard and identity semantics.
+between nodes directly); this process, Ray's driver, keeps every episode's `EpisodeDriver` (the state
+machine every executor drives, `vla_bench/rollout/driver.py`), waits on the actors' replies in
+completion order (`ray.wait`) and yields each finished record to the run, which writes it: one
+writer, the run's, with the pool's fsync, resume, shard and identity semantics.
 
-Episode semantics are the pool's: start, one action per step, stop on success or at the step limit;
-a deterministic policy gives the same records on every executor. An env actor that dies (its
+Episode semantics are the driver's, so a deterministic policy gives the same records on every executor. An env actor that dies (its
 process or its node is lost, or it is killed), hangs past the timeout or raises a simulator error
 loses only its current episode, which is retried from scratch on a fresh actor (`attempts` counts
 the tries) and recorded as an error only after `retries` retries. Losing the policy actor loses the
@@ -34,7 +34,8 @@ from vla_bench.envs.base import Env, EnvSpec, Observation
 from vla_bench.episodes import Episode
 from vla_bench.errors import PolicyOutputError, VlaBenchError
 from vla_bench.policies.base import Policy, check_actions
-from vla_bench.results.schema import STATUS_ERROR, STATUS_OK, EpisodeRecord
+from vla_bench.results.schema import EpisodeRecord
+from vla_bench.rollout.driver import STARTING, WAITING, EpisodeDriver
 from vla_bench.rollout.episode import EnvOptions, simulator_errors
 from vla_bench.rollout.executor import EXECUTORS, ExecutorSetup
 from vla_bench.rollout.pool import WorkerError
@@ -162,31 +163,17 @@ class _Ship:
 # -- the driver ---------------------------------------------------------------------------------
 
 
-STARTING, STEPPING, WAITING, INFERRING = "starting", "stepping", "waiting", "inferring"
-
-
-@dataclasses.dataclass
-class _Running:
-    """An episode in flight on one env actor."""
-
-    episode: Episode
-    attempt: int
-    started: float
-    deadline: float
-    phase: str = STARTING
-    steps: int = 0
-    ref: Any = None  # the pending env call's meta reference
-    obs_ref: Any = None  # the latest observation (object reference, lives on the env's node)
-    frames: list[np.ndarray] | None = None
-    failed_before: list[str] = dataclasses.field(default_factory=list)
-
-
 @dataclasses.dataclass
 class _Slot:
+    """One env actor and the episode it runs (its `EpisodeDriver`)."""
+
     index: int
     actor: Any = None
-    running: _Running | None = None
-    peak_rss_mb: float | None = None
+    driver: EpisodeDriver | None = None
+    deadline: float = 0.0  # when the actor's reply to the last call is overdue
+    ref: Any = None  # the pending env call's meta reference (None while the episode waits for its action)
+    obs_ref: Any = None  # the latest observation as an object reference (lives on the env's node)
+    failed_before: list[str] = dataclasses.field(default_factory=list)  # earlier attempts' reasons
 
 
 class RayExecutor:
@@ -237,19 +224,19 @@ class RayExecutor:
         )
         slots: list[_Slot] = []
         self._policy_actor = None
-        self._infer: tuple[Any, list[_Slot]] | None = None
+        self._infer: tuple[Any, list[tuple[_Slot, EpisodeDriver]]] | None = None
         clean = False
         try:
             self._env_actor_class = ray.remote(num_cpus=1, memory=int(self.env_gb * GB), max_restarts=0)(EnvActor)
             self._policy_actor_class = ray.remote(max_restarts=0, **self._policy_resources())(PolicyActor)
             workers = min(self.workers_for_cluster(), len(episodes))
             slots = self._slots = [_Slot(i) for i in range(workers)]
-            while self._pending or any(s.running for s in slots):
+            while self._pending or any(s.driver for s in slots):
                 for slot in slots:
-                    if slot.running is None and self._pending:
+                    if slot.driver is None and self._pending:
                         self._assign(slot)
                 if self._infer is None:
-                    waiting = [s for s in slots if s.running is not None and s.running.phase == WAITING]
+                    waiting = [s for s in slots if s.driver is not None and s.driver.phase == WAITING and s.ref is None]
                     if waiting:
                         self._request_actions(waiting)
                 self._collect(slots)
@@ -302,38 +289,33 @@ class RayExecutor:
         episode, attempt, failed_before = self._pending.popleft()
         if slot.actor is None:
             slot.actor = self._env_actor_class.remote(self.env_factory)
-            slot.peak_rss_mb = None
-        now = time.monotonic()
-        wants_video = self.video is not None and self.video.wants(episode)
-        run = slot.running = _Running(
-            episode, attempt, started=now, deadline=now + self.settings.start_timeout_s,
-            frames=[] if wants_video else None, failed_before=failed_before,
+        driver = EpisodeDriver(
+            episode, self._policy, self.rendering, video=self.video, on_step=self._on_step,
+            language=self._languages.get((episode.suite, episode.task_id), ""), attempt=attempt,
         )
+        slot.driver, slot.failed_before = driver, failed_before
+        slot.deadline = time.monotonic() + self.settings.start_timeout_s
+        render = driver.start()  # the driver's copy of the policy says which steps it reads
         self._ensure_policy_actor().reset.remote(episode)  # runs before this episode's first infer
         spec = self.options.spec(self._protocol, episode)
-        render = self.rendering.needed(self._policy, episode, 0, wants_video)
-        run.ref, run.obs_ref = slot.actor.start.options(num_returns=2).remote(spec, episode.init_idx, episode.seed, render)
+        slot.ref, slot.obs_ref = slot.actor.start.options(num_returns=2).remote(spec, episode.init_idx, episode.seed, render)
 
     def _request_actions(self, waiting: list[_Slot]) -> None:
         """One batched inference for every env waiting for an action (observations stay references)."""
-        for slot in waiting:
-            slot.running.phase = INFERRING
-            slot.running.deadline = float("inf")  # the policy's time is not the env's
-        tags = [(s.running.episode.key, s.running.steps) for s in waiting]
-        refs = [s.running.obs_ref for s in waiting]
-        self._infer = (self._ensure_policy_actor().infer.remote(tags, *refs), waiting)
+        tags = [(s.driver.obs.episode, s.driver.obs.step) for s in waiting]  # the driver tagged its copy
+        refs = [s.obs_ref for s in waiting]
+        self._infer = (self._ensure_policy_actor().infer.remote(tags, *refs), [(s, s.driver) for s in waiting])
 
     def _collect(self, slots: list[_Slot]) -> None:
         """Wait for the next replies (or deadlines) and process them in completion order."""
         ray = self._ray
-        busy = {s.running.ref: s for s in slots if s.running is not None and s.running.phase in (STARTING, STEPPING)}
+        busy = {s.ref: s for s in slots if s.driver is not None and s.ref is not None}
         refs = list(busy)
         if self._infer is not None:
             refs.append(self._infer[0])
         if not refs:
             return
-        deadlines = [s.running.deadline for s in busy.values()]
-        timeout = max(min(deadlines, default=float("inf")) - time.monotonic(), 0.0)
+        timeout = max(min((s.deadline for s in busy.values()), default=float("inf")) - time.monotonic(), 0.0)
         ready, _ = ray.wait(refs, num_returns=1, timeout=None if timeout == float("inf") else timeout)
         if ready:
             ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
@@ -344,123 +326,100 @@ class RayExecutor:
                 self._env_reply(busy[ref])
         now = time.monotonic()
         for ref, slot in busy.items():
-            run = slot.running
-            if run is not None and run.ref is ref and ref not in ready and now >= run.deadline:
-                limit = self.settings.start_timeout_s if run.phase == STARTING else self.settings.timeout_s
-                self._lost(slot, f"env actor {slot.index}: no reply while {run.phase} within {limit:g} s (hung)")
+            if slot.driver is not None and slot.ref is ref and ref not in ready and now >= slot.deadline:
+                phase = slot.driver.phase
+                limit = self.settings.start_timeout_s if phase == STARTING else self.settings.timeout_s
+                self._lost(slot, f"env actor {slot.index}: no reply while {phase} within {limit:g} s (hung)")
 
     def _env_reply(self, slot: _Slot) -> None:
-        ray, run = self._ray, slot.running
-        assert run is not None
+        ray, driver = self._ray, slot.driver
+        assert driver is not None
         try:
-            meta = ray.get(run.ref)
+            meta = ray.get(slot.ref)
+            if not isinstance(meta, WorkerFailure):
+                obs = ray.get(slot.obs_ref)  # small without images (lazy rendering); the driver keeps video frames
         except ray.exceptions.RayTaskError as exc:  # the actor method itself broke (not the env)
             raise WorkerError(f"env actor {slot.index} raised an unexpected error:\n{exc}") from None
         except ray.exceptions.RayError as exc:  # the actor's process or node is gone
             self._lost(slot, f"env actor {slot.index} died ({type(exc).__name__}: {_first_line(exc)})")
             return
+        slot.ref = None
         if isinstance(meta, WorkerFailure):
             if meta.kind == OTHER:
                 raise WorkerError(f"env actor {slot.index} raised an unexpected error:\n{meta.traceback}")
             self._lost(slot, f"simulator: {meta.message}")
             return
-        success, language, slot.peak_rss_mb = meta
-        self._languages[(run.episode.suite, run.episode.task_id)] = language
-        if run.frames is not None and self.video is not None:
-            obs = ray.get(run.obs_ref)
-            if self.video.camera in obs.images:
-                run.frames.append(obs.images[self.video.camera])
-        if run.phase == STEPPING:
-            run.steps += 1
-            if self._on_step is not None:
-                self._on_step()
-            if success or run.steps >= run.episode.max_steps:
-                self._finish(slot, STATUS_OK, success=success)
-                return
-        run.ref = None
-        run.phase = WAITING
+        success, language, peak_rss_mb = meta
+        self._languages[(driver.episode.suite, driver.episode.task_id)] = language
+        if driver.observe(obs, success, language, peak_rss_mb):
+            self._finish(slot)
 
     def _actions_ready(self) -> None:
         ray = self._ray
         ref, batch = self._infer
         self._infer = None
-        batch = [s for s in batch if s.running is not None and s.running.phase == INFERRING]
         try:
             actions = ray.get(ref)
         except ray.exceptions.RayTaskError as exc:
             cause = exc.cause if isinstance(getattr(exc, "cause", None), BaseException) else None
             if isinstance(cause, PolicyOutputError):  # unusable output for the whole batch
-                for slot in batch:
-                    self._finish(slot, STATUS_ERROR, error=f"policy output: {cause}")
+                for slot, driver in batch:
+                    if slot.driver is driver:
+                        driver.fail(f"policy output: {cause}")
+                        self._finish(slot)
                 return
             if cause is not None and not isinstance(cause, ray.exceptions.RayError):
                 raise cause from exc  # a policy bug: the run stops with the policy's own exception
-            self._policy_lost(batch, f"policy inference failed ({_first_line(exc)})")
+            self._policy_lost(f"policy inference failed ({_first_line(exc)})")
             return
         except ray.exceptions.RayError as exc:  # the policy actor's process or node is gone
-            self._policy_lost(batch, f"policy actor died ({type(exc).__name__}: {_first_line(exc)})")
+            self._policy_lost(f"policy actor died ({type(exc).__name__}: {_first_line(exc)})")
             return
-        for slot, action in zip(batch, actions):
-            run = slot.running
-            if not np.all(np.isfinite(action)):
-                self._finish(slot, STATUS_ERROR, error=f"policy output: policy returned non-finite action {action.tolist()}")
+        for (slot, driver), action in zip(batch, actions):
+            if slot.driver is not driver:  # lost meanwhile (and perhaps given another episode)
                 continue
-            render = self.rendering.needed(self._policy, run.episode, run.steps + 1, run.frames is not None)
-            run.phase = STEPPING
-            run.deadline = time.monotonic() + self.settings.timeout_s
-            run.ref, run.obs_ref = slot.actor.step.options(num_returns=2).remote(action, render)
+            action = driver.act(action)
+            if action is None:  # unusable (non-finite): the driver recorded the error
+                self._finish(slot)
+                continue
+            slot.deadline = time.monotonic() + self.settings.timeout_s
+            slot.ref, slot.obs_ref = slot.actor.step.options(num_returns=2).remote(action, driver.render_next)
 
     # -- endings ---------------------------------------------------------------------------------
 
-    def _policy_lost(self, batch: list[_Slot], reason: str) -> None:
+    def _policy_lost(self, reason: str) -> None:
         """The policy actor (and the per-episode state it held) is gone: every episode in flight
         starts over on a fresh policy actor."""
         if self._policy_actor is not None:
             self._ray.kill(self._policy_actor, no_restart=True)
             self._policy_actor = None
-        for slot in self._slots_in_flight(batch):
-            self._lost(slot, reason, keep_actor=True)
-
-    def _slots_in_flight(self, batch: list[_Slot]) -> list[_Slot]:
-        return [s for s in batch if s.running is not None]
+        for slot in self._slots:
+            if slot.driver is not None:
+                self._lost(slot, reason, keep_actor=True)
 
     def _lost(self, slot: _Slot, reason: str, keep_actor: bool = False) -> None:
         """The episode's attempt is lost: retry it on a fresh actor or record the error."""
-        run = slot.running
-        assert run is not None
+        driver = slot.driver
+        assert driver is not None
         if not keep_actor and slot.actor is not None:
             self._ray.kill(slot.actor, no_restart=True)
             slot.actor = None
-        reasons = [*run.failed_before, reason]
-        if run.attempt <= self.settings.retries:
-            self._pending.appendleft((run.episode, run.attempt + 1, reasons))
-            slot.running = None
+        slot.ref = slot.obs_ref = None
+        reasons = [*slot.failed_before, reason]
+        if driver.attempt <= self.settings.retries:
+            self._pending.appendleft((driver.episode, driver.attempt + 1, reasons))
+            slot.driver = None
             return
         summary = reason if len(reasons) == 1 else f"{reason} (after {len(reasons)} attempts; earlier: {'; '.join(reasons[:-1])})"
-        self._finish(slot, STATUS_ERROR, error=summary)
+        driver.fail(summary)
+        self._finish(slot)
 
-    def _finish(self, slot: _Slot, status: str, success: bool = False, error: str | None = None) -> None:
-        run = slot.running
-        assert run is not None
-        episode = run.episode
-        record = EpisodeRecord(
-            suite=episode.suite,
-            task_id=episode.task_id,
-            task=self._languages.get((episode.suite, episode.task_id), ""),
-            init_idx=episode.init_idx,
-            seed=episode.seed,
-            success=bool(success) and status == STATUS_OK,
-            steps=run.steps,
-            wall_s=round(time.monotonic() - run.started, 3),
-            status=status,
-            error=error,
-            attempts=run.attempt,
-            worker_peak_rss_mb=slot.peak_rss_mb,
-        )
-        slot.running = None
-        if self.video is not None and run.frames is not None:
-            self.video.save(record, run.frames)
-        self._done.append(record)
+    def _finish(self, slot: _Slot) -> None:
+        """The episode is over (its driver holds the record): hand the record to the run."""
+        assert slot.driver is not None and slot.driver.record is not None
+        self._done.append(slot.driver.record)
+        slot.driver = None
+        slot.ref = slot.obs_ref = None
 
     def _shutdown(self, slots: list[_Slot], clean: bool) -> None:
         """Close the envs politely after a clean run; kill every actor either way."""
