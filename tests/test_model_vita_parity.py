@@ -26,7 +26,7 @@ from vla_bench.policies.vla_models import TorchChunkPredictor
 from vla_bench.transforms import StateEncoding
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "upstream" / "vita"
-CHUNK_TOLERANCE = 1e-4  # fp32 on both sides; measured max difference 1.5e-8 (docs/models.md)
+CHUNK_TOLERANCE = 1e-4  # fp32 on both sides; measured max difference 3.0e-8 (docs/models.md)
 
 
 def vla_bench(*args: str) -> subprocess.CompletedProcess:

@@ -301,6 +301,10 @@ def main() -> int:
             "prompt": {"template": "qwen2p5_instruct", "system": system_prompt},
         },
         "normalisation": {"image_mean": IMAGENET_MEAN, "image_std": IMAGENET_STD},
+        # VITA-VLA's preprocess_image_vita: CLIP processor at 200 x 200 (PIL bicubic, crop 200) on the frame as rendered
+        "preprocessing": {"image": {"size": 200, "library": "pil", "resize": "bicubic", "crop": "center",
+                                    "mean": IMAGENET_MEAN, "std": IMAGENET_STD, "dtype": "float32"},
+                          "state": {"gripper": "qpos"}},
         "protocol": {"name": "vita-vla", "image_size": 200, "views": ["agentview", "robot0_eye_in_hand"], "history": 7,
                      "action_chunk": 3, "execution": "temporal_ensemble", "ensemble_k": 0.01, "gripper": "threshold",
                      "state": "euler", "flip_images": False},

@@ -97,9 +97,11 @@ class Vita15Backend(VlmBackend):
         return load_processor(path)
 
     def image_features(self, student, images):
-        from vla_bench.models.vita15 import preprocess_images
-
-        pixels = preprocess_images(student.processor, images).to(student.device, student.dtype)
+        # The checkpoint's image pipeline (config.json `preprocessing.image`, vla_bench.transforms):
+        # VITA-VLA's is CLIP's processor at 200 px = PIL bicubic 200 x 200, centre crop, mean/std,
+        # applied to the frames as rendered.
+        pipeline = student.transform.preprocessing.image
+        pixels = torch.stack([pipeline(img) for img in images]).to(student.device, student.dtype)
         return list(student.vlm.image_features(pixels)), []
 
     def window_tokens(self, student, window, instruction):
@@ -213,6 +215,12 @@ class VitaStudent(StateEncoderMixin, ActionDecoderMixin, VlaModel):
 
     architecture = "vita-vla"
     asset_files = (TOKENIZER_FILE, PROCESSOR_FILE)
+
+    @property
+    def transform_resizes(self) -> bool:  # type: ignore[override]
+        """VITA-1.5 resizes in its checkpoint transform (frames come as rendered, as upstream feeds
+        them); the Qwen-VL processors take frames the env resized to protocol.image_size."""
+        return isinstance(self.backend, Vita15Backend)
 
     def __init__(self, config: CheckpointConfig, vlm: nn.Module, tokenizer: Any, processor: Any) -> None:
         super().__init__(config)
