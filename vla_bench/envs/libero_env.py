@@ -9,17 +9,21 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+from pathlib import Path
 
 import numpy as np
 
 from vla_bench.envs.base import EnvSpec, Observation, check_action
-from vla_bench.envs.libero_setup import ensure_ready
+from vla_bench.envs.libero_setup import ensure_ready, libero_root
+from vla_bench.envs.libero_tasks import load_init_states, suite_tasks
 from vla_bench.envs.obs import process_raw
 from vla_bench.errors import VlaBenchError
 
 
 def load_task(suite: str, task_id: int):
-    """(task, init_states, bddl path) of one LIBERO task, or of one variant of a robustness suite."""
+    """(task, init_states, bddl path) of one LIBERO task, or of one variant of a robustness suite.
+    LIBERO's tasks are read without its benchmark module, which imports torch (~190 MB per worker
+    for one `torch.load`; see envs/libero_tasks.py)."""
     from vla_bench.specs import suites
 
     if suites().get(suite).robust:
@@ -29,14 +33,14 @@ def load_task(suite: str, task_id: int):
     ensure_ready()
     # LIBERO, robosuite and gym print banners and task orders on import: keep them off the console.
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        from libero.libero import benchmark, get_libero_path
+        from libero.libero import get_libero_path
         from libero.libero.envs import env_wrapper  # noqa: F401
 
-        benchmark_suite = benchmark.get_benchmark_dict()[suite]()
-    if not 0 <= task_id < benchmark_suite.n_tasks:
-        raise VlaBenchError(f"task id {task_id} out of range for {suite} (0..{benchmark_suite.n_tasks - 1})")
-    task = benchmark_suite.get_task(task_id)
-    init_states = np.asarray(benchmark_suite.get_task_init_states(task_id))
+    tasks = suite_tasks(libero_root(), suite)
+    if not 0 <= task_id < len(tasks):
+        raise VlaBenchError(f"task id {task_id} out of range for {suite} (0..{len(tasks) - 1})")
+    task = tasks[task_id]
+    init_states = load_init_states(Path(get_libero_path("init_states")) / task.problem_folder / task.init_states_file)
     bddl = os.path.join(get_libero_path("bddl_files"), task.problem_folder, task.bddl_file)
     return task, init_states, bddl
 
