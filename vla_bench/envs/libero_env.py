@@ -7,6 +7,7 @@ Episode start = seed -> reset -> set_init_state(init_states[i]) -> settle no-op 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import io
 import os
 from pathlib import Path
@@ -76,6 +77,29 @@ def make_raw_env(spec: EnvSpec, bddl: str):
     return ControlEnv(bddl_file_name=bddl, has_renderer=False, has_offscreen_renderer=False, use_camera_obs=False)
 
 
+def keep_no_asset_cache() -> None:
+    """Stop MuJoCo from caching decoded assets in this process.
+
+    MuJoCo 3.3 keeps the decoded textures and meshes of every compiled model in a process-wide cache
+    (~260 MB for a LIBERO scene, 512 MB capacity) only to speed up compiling the same files again.
+    In a worker that is ~260 MB held for good and on top of every scene build's peak; a hard reset
+    decodes the files again instead. Capacity 0 ("disabled") crashes mujoco 3.3.7, so the capacity
+    is one byte: no asset fits."""
+    import mujoco
+
+    cache = mujoco.mj_getCache()
+    mujoco.mj_clearCache(cache)
+    mujoco.mj_setCacheCapacity(cache, 1)
+
+
+def trim_heap() -> None:
+    """Return the free pages glibc keeps in its heap after a scene build's temporary allocations."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        pass
+
+
 class CameraGate:
     """A robosuite camera sensor that renders only while `open`; otherwise it returns a blank image.
 
@@ -103,7 +127,9 @@ class LiberoEnv:
         task, self._init_states, bddl = load_task(spec.suite, spec.task_id)
         self.language: str = task.language
         self.n_init_states = len(self._init_states)
+        keep_no_asset_cache()
         self._env = make_raw_env(spec, bddl)
+        self._release_build_memory()
         self._settle = np.asarray(spec.settle_action, dtype=np.float64)
         self._privileged = None
         if spec.privileged:
@@ -120,6 +146,10 @@ class LiberoEnv:
     def raw(self):
         """The underlying LIBERO ControlEnv (privileged access for tests and scripted policies)."""
         return self._env
+
+    def _release_build_memory(self) -> None:
+        """After every scene build: see trim_heap."""
+        trim_heap()
 
     def _install_gates(self) -> None:
         """Put a CameraGate in front of every camera sensor. robosuite's hard reset installs fresh
@@ -192,6 +222,7 @@ class LiberoEnv:
         else:
             self._forget_stale_samplers()  # a soft reset builds no scene, so adds no sampler
             self._env.reset()
+            self._release_build_memory()
             self._scene_seed = seed
         self._install_gates()
         self._set_rendering(render and self.spec.settle_steps == 0)
