@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import io
+import mmap
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -100,6 +102,35 @@ def trim_heap() -> None:
         pass
 
 
+MADV_DONTNEED = 4  # Linux
+
+
+def release_texture_pixels(sim, render_size: int) -> int:
+    """Give back the model's copy of its texture pixels (~190 MB for a LIBERO scene); returns bytes.
+
+    Nothing reads `model.tex_data` after the scene build: physics never does, and the renderer draws
+    from the copies it uploaded to the GL context when the context was created (llvmpipe keeps them
+    in its own memory); a hard reset compiles a new model and a new context. Only re-creating the GL
+    context from this model would read them again, which robosuite does when asked for images larger
+    than the context's framebuffer: then nothing is released. The pages are returned to the kernel
+    with madvise(MADV_DONTNEED) and would read as zeros. Linux only; elsewhere a no-op."""
+    context = sim._render_context_offscreen
+    if context is not None and (render_size > context.con.offWidth or render_size > context.con.offHeight):
+        return 0
+    pixels = sim.model._model.tex_data
+    if pixels.nbytes == 0 or not sys.platform.startswith("linux"):
+        return 0
+    page = mmap.PAGESIZE
+    start = -(-pixels.ctypes.data // page) * page  # whole pages inside the array only
+    end = (pixels.ctypes.data + pixels.nbytes) // page * page
+    if end <= start:
+        return 0
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.madvise(ctypes.c_void_p(start), ctypes.c_size_t(end - start), MADV_DONTNEED) != 0:
+        return 0
+    return end - start
+
+
 class CameraGate:
     """A robosuite camera sensor that renders only while `open`; otherwise it returns a blank image.
 
@@ -148,8 +179,9 @@ class LiberoEnv:
         return self._env
 
     def _release_build_memory(self) -> None:
-        """After every scene build: see trim_heap."""
+        """After every scene build: see trim_heap and release_texture_pixels."""
         trim_heap()
+        release_texture_pixels(self._env.env.sim, self.spec.render_size)
 
     def _install_gates(self) -> None:
         """Put a CameraGate in front of every camera sensor. robosuite's hard reset installs fresh
