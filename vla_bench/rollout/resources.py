@@ -6,9 +6,9 @@ import os
 
 from vla_bench.errors import VlaBenchError
 
-# Peak RSS of one env worker process, measured on the 2-core CPU machine (DESIGN.md section 5:
-# 2.1-2.3 GB for a LIBERO env with rendering); the fake env is tiny.
-GB_PER_WORKER = {"libero": 2.3, "fake": 0.2}
+# Peak RSS of one env worker process: 1.80 GB for a LIBERO env with rendering (bench/env_memory.py,
+# bench/results/env-memory-2026-11-30-vm-after.md), rounded up; the fake env is tiny.
+GB_PER_WORKER = {"libero": 1.9, "fake": 0.2}
 GB = 1e9
 
 
