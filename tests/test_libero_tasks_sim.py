@@ -24,8 +24,9 @@ def test_every_task_matches_libero_benchmark():
     load_task("libero_spatial", 0)  # sets LIBERO's config path up
     from libero.libero import benchmark, get_libero_path
 
+    libero_suites = [n for n in suites() if not suites().get(n).robust]  # robustness suites have their own loader
     checked = 0
-    for name in suites():
+    for name in libero_suites:
         reference = benchmark.get_benchmark_dict()[name]()
         for task_id in range(reference.n_tasks):
             task, init_states, bddl = load_task(name, task_id)
@@ -38,7 +39,7 @@ def test_every_task_matches_libero_benchmark():
             assert init_states.dtype == expected_states.dtype
             np.testing.assert_array_equal(init_states, expected_states)
             checked += 1
-    assert checked == sum(suites().get(n).n_tasks for n in suites())
+    assert checked == sum(suites().get(n).n_tasks for n in libero_suites) == 130
 
 
 def test_env_worker_imports_no_torch():
