@@ -7,7 +7,11 @@ Measures, in one run on this machine, env steps per second for:
       hard reset;
   (c) the engine with a synthetic policy that takes a fixed 50 ms per batch, against the ideal
       max(sim time / workers, policy time);
-  (d) lazy rendering with a policy that reads one observation per 8-action chunk.
+  (d) lazy rendering with a policy that reads one observation per 8-action chunk;
+  (e) a sweep over the number of envs (--slow-workers, e.g. 2,4,6) of the two slow-policy rows (50 ms
+      policy rendering every step; 50 ms policy with 8-action chunks and lazy rendering), against the
+      ideal max(sim time / cores, policy time), where the sim rate is the best zero-policy rate measured
+      for that rendering mode and the policy time is 50 ms per batch of all envs.
 Every configuration runs the same episodes (libero_spatial task 0, init states 0..E-1, S steps each;
 the zero policy never succeeds, so every episode runs S steps). Rates are steady state, between 10%
 and 90% of the steps (resets included; env builds and the unbalanced tail left out); rates over the
@@ -52,12 +56,14 @@ class BenchPolicy(Policy):
         self.seconds_per_batch = seconds_per_batch
         self.chunk = chunk
         self.batches = 0
+        self.observations = 0  # over all batches: observations / batches = mean batch size
 
     def reads_images(self, episode: str, step: int) -> bool:
         return step % self.chunk == 0
 
     def infer(self, observations: Sequence[Observation]) -> np.ndarray:
         self.batches += 1
+        self.observations += len(observations)
         if self.seconds_per_batch:
             time.sleep(self.seconds_per_batch)
         return np.tile(ZERO_ACTION, (len(observations), 1))
@@ -111,7 +117,7 @@ def engine(eps: list[Episode], workers: int, policy: BenchPolicy, rendering: str
     if bad:
         raise RuntimeError(f"benchmark episodes failed: {bad}")
     result = row(label, workers, len(stamps), time.monotonic() - start, stamps)
-    result.update(policy_batches=policy.batches, peak_rss_mb=max(r.worker_peak_rss_mb for r in records))
+    result.update(policy_batches=policy.batches, mean_batch=policy.observations / max(policy.batches, 1), peak_rss_mb=max(r.worker_peak_rss_mb for r in records))
     main_now, workers_now = cpu_seconds()
     result.update(main_cpu_s=main_now - cpu_main, workers_cpu_s=workers_now - cpu_workers)  # workers are reaped by now
     return result
@@ -124,12 +130,28 @@ def cpu_seconds() -> tuple[float, float]:
 
 
 def against_ideal(result: dict, sim_rate: float, workers: int) -> dict:
-    """Ideal time per step = max(sim time per step with this many workers and no policy, policy time
-    per step when every batch serves all the workers' envs); compared on the steady-state window."""
+    """Ideal time per step = max(sim time per step with no policy, policy time per step when every
+    batch serves all the workers' envs); compared on the steady-state window."""
     ideal_rate = min(sim_rate, workers / POLICY_SECONDS)
     result["ideal_steps_per_s"] = ideal_rate
     result["wall_over_ideal"] = ideal_rate / result["steps_per_s"]
     return result
+
+
+def slow_sweep(steps: int, lazy_steps: int, counts: list[int], every_rate: float, lazy_rate: float, done) -> dict:
+    """(e) The slow-policy rows for each env count n (n episodes, one per env), against
+    max(sim time / cores, policy time). The sim rate is the best zero-policy rate measured for the
+    rendering mode, i.e. what the cores give without a policy."""
+    ratios = {}
+    for n in counts:
+        label = f"sweep: {n} envs, 50 ms policy, render every step"
+        row_every = done(against_ideal(engine(episodes(n, steps), n, BenchPolicy(POLICY_SECONDS), "all", label), every_rate, n))
+        ratios[f"sweep, {n} envs, 50 ms policy, render every step: time / ideal"] = row_every["wall_over_ideal"]
+        label = f"sweep: {n} envs, 8-action chunks, lazy, 50 ms policy"
+        policy = BenchPolicy(POLICY_SECONDS, chunk=8)
+        row_lazy = done(against_ideal(engine(episodes(n, lazy_steps), n, policy, "lazy", label), lazy_rate, n))
+        ratios[f"sweep, {n} envs, 8-action chunks, lazy, 50 ms policy: time / ideal"] = row_lazy["wall_over_ideal"]
+    return ratios
 
 
 def load() -> list[float]:
@@ -144,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", default="1,2,4", help="worker counts for (b)")
     parser.add_argument("--policy-workers", default="2,4", help="worker counts for (c) (must also be in --workers)")
     parser.add_argument("--lazy-workers", type=int, default=2, help="workers for (d)")
+    parser.add_argument("--slow-workers", default="", help="env counts for the slow-policy sweep (e), e.g. 2,4,6")
+    parser.add_argument("--only-sweep", action="store_true", help="run (d)'s zero-policy rows and the sweep only")
     parser.add_argument("--output", default=str(Path(__file__).resolve().parent / "results"))
     parser.add_argument("--note", default="", help="free text stored with the results (e.g. machine shared)")
     args = parser.parse_args(argv)
@@ -160,44 +184,49 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     rows = []
 
-    def done(result: dict) -> None:
+    def done(result: dict) -> dict:
         rows.append({k: round(v, 3) if isinstance(v, float) else v for k, v in result.items()})
         print(f"{result['name']:<58} {result['steps_per_s']:7.2f} steps/s steady  ({result['wall_s']:.1f} s in all)", flush=True)
+        return rows[-1]
 
-    done(serial_loop(eps))
-    serial = rows[0]["steps_per_s"]
-    for w in worker_counts:
-        done(engine(eps, w, BenchPolicy(), "all", f"engine, {w} worker(s), zero policy, render every step"))
-    hard = None
-    if 2 in worker_counts:
-        done(engine(eps, 2, BenchPolicy(), "all", "engine, 2 workers, zero policy, render every step, hard reset", soft=False))
-        hard = rows[-1]
-
-    slow_every = {}
-    for w in (int(w) for w in args.policy_workers.split(",")):
-        zero_w = next((r for r in rows[1:] if r["workers"] == w and r is not hard), None)
-        if zero_w is None:
-            continue
-        label = f"engine, {w} workers, 50 ms policy, render every step"
-        done(against_ideal(engine(eps, w, BenchPolicy(POLICY_SECONDS), "all", label), zero_w["steps_per_s"], w))
-        slow_every[w] = rows[-1]
+    ratios: dict[str, float] = {}
     w = args.lazy_workers
     lazy_eps = episodes(args.episodes, args.lazy_steps)
-    done(engine(lazy_eps, w, BenchPolicy(chunk=8), "all", f"engine, {w} workers, 8-action chunks, render every step"))
-    every = rows[-1]
-    done(engine(lazy_eps, w, BenchPolicy(chunk=8), "lazy", f"engine, {w} workers, 8-action chunks, lazy rendering"))
-    lazy = rows[-1]
-    label = f"engine, {w} workers, 8-action chunks, lazy, 50 ms policy"
-    done(against_ideal(engine(lazy_eps, w, BenchPolicy(POLICY_SECONDS, chunk=8), "lazy", label), lazy["steps_per_s"], w))
-    slow_lazy = rows[-1]
-
-    ratios = {f"{r['workers']} workers / serial loop": r["steps_per_s"] / serial for r in rows[1: 1 + len(worker_counts)]}
-    if hard is not None:
-        ratios["2 workers, hard reset / serial loop"] = hard["steps_per_s"] / serial
-    for workers, r in slow_every.items():
-        ratios[f"50 ms policy, {workers} workers: time / ideal (render every step)"] = r["wall_over_ideal"]
-    ratios[f"50 ms policy, {w} workers: time / ideal (lazy, chunks of 8)"] = slow_lazy["wall_over_ideal"]
-    ratios["lazy / render-every-step (chunks of 8)"] = lazy["steps_per_s"] / every["steps_per_s"]
+    if not args.only_sweep:
+        done(serial_loop(eps))
+        serial = rows[0]["steps_per_s"]
+        for n in worker_counts:
+            done(engine(eps, n, BenchPolicy(), "all", f"engine, {n} worker(s), zero policy, render every step"))
+        ratios.update({f"{r['workers']} workers / serial loop": r["steps_per_s"] / serial for r in rows[1: 1 + len(worker_counts)]})
+        if 2 in worker_counts:
+            hard = done(engine(eps, 2, BenchPolicy(), "all", "engine, 2 workers, zero policy, render every step, hard reset", soft=False))
+            ratios["2 workers, hard reset / serial loop"] = hard["steps_per_s"] / serial
+        zero_rows = {r["workers"]: r for r in rows[1: 1 + len(worker_counts)]}
+        for n in (int(n) for n in args.policy_workers.split(",")):
+            if n in zero_rows:
+                label = f"engine, {n} workers, 50 ms policy, render every step"
+                r = done(against_ideal(engine(eps, n, BenchPolicy(POLICY_SECONDS), "all", label), zero_rows[n]["steps_per_s"], n))
+                ratios[f"50 ms policy, {n} workers: time / ideal (render every step)"] = r["wall_over_ideal"]
+        every = done(engine(lazy_eps, w, BenchPolicy(chunk=8), "all", f"engine, {w} workers, 8-action chunks, render every step"))
+    else:
+        zero_rows = {2: done(engine(eps, 2, BenchPolicy(), "all", "engine, 2 worker(s), zero policy, render every step"))}
+    lazy = done(engine(lazy_eps, w, BenchPolicy(chunk=8), "lazy", f"engine, {w} workers, 8-action chunks, lazy rendering"))
+    if not args.only_sweep:
+        label = f"engine, {w} workers, 8-action chunks, lazy, 50 ms policy"
+        r = done(against_ideal(engine(lazy_eps, w, BenchPolicy(POLICY_SECONDS, chunk=8), "lazy", label), lazy["steps_per_s"], w))
+        ratios[f"50 ms policy, {w} workers: time / ideal (lazy, chunks of 8)"] = r["wall_over_ideal"]
+        ratios["lazy / render-every-step (chunks of 8)"] = lazy["steps_per_s"] / every["steps_per_s"]
+    if args.slow_workers:
+        counts = []
+        for n in (int(n) for n in args.slow_workers.split(",")):
+            try:
+                check_workers(n, "libero", force=False)
+                counts.append(n)
+            except VlaBenchError as exc:
+                print(f"sweep: skipping {n} envs: {exc}", flush=True)
+                args.note = f"{args.note} Sweep skipped {n} envs: {exc}".strip()
+        best_every = max(r["steps_per_s"] for r in zero_rows.values())
+        ratios.update(slow_sweep(args.steps, args.lazy_steps, counts, best_every, lazy["steps_per_s"], done))
     now = dt.datetime.now(dt.timezone.utc)
     result = {
         "date": now.isoformat(timespec="seconds"),
@@ -235,21 +264,24 @@ def markdown(result: dict) -> str:
         f"{len(result['settings']['cameras'])} cameras), {result['settings']['episodes']} episodes of "
         f"{result['settings']['steps']} steps ({result['settings']['lazy_steps']} for the chunked rows); "
         "steps/s are steady state (between 10% and 90% of the steps: resets included, env builds and the "
-        "unbalanced tail left out); the last columns include everything. Load average before/after: "
+        "unbalanced tail left out); the last columns include everything; sweep rows run one episode per env. "
+        "Load average before/after: "
         f"{result['load_average_before']} / {result['load_average_after']}.",
     ]
     if result["note"]:
         lines += ["", f"Note: {result['note']}"]
     lines += [
         "",
-        "| configuration | steps/s | time / ideal | wall s (all) | steps/s (all) | CPU s: main / workers |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| configuration | steps/s | time / ideal | wall s (all) | steps/s (all) | CPU s: main / workers | mean batch | peak RSS MB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in result["rows"]:
         ideal = f"{r['wall_over_ideal']:.2f}" if "wall_over_ideal" in r else ""
         cpu = f"{r['main_cpu_s']:.1f} / {r['workers_cpu_s']:.1f}" if "main_cpu_s" in r else ""
+        batch = f"{r['mean_batch']:.2f}" if "mean_batch" in r else ""
+        peak = f"{r['peak_rss_mb']:.0f}" if r.get("peak_rss_mb") else ""
         lines.append(
-            f"| {r['name']} | {r['steps_per_s']:.2f} | {ideal} | {r['wall_s']:.1f} | {r['steps_per_s_incl_setup']:.2f} | {cpu} |"
+            f"| {r['name']} | {r['steps_per_s']:.2f} | {ideal} | {r['wall_s']:.1f} | {r['steps_per_s_incl_setup']:.2f} | {cpu} | {batch} | {peak} |"
         )
     lines += ["", "| ratio | value |", "|---|---:|"]
     lines += [f"| {k} | {v:.2f} |" for k, v in result["ratios"].items()]
