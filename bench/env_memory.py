@@ -102,6 +102,11 @@ def mujoco_sizes(env) -> dict:
         "offscreen_framebuffer": [int(model.vis.global_.offwidth), int(model.vis.global_.offheight)],
         "model_xml_chars": len(getattr(env.raw.env, "model", None).get_xml()) if hasattr(env.raw.env, "model") else None,
     }
+    import mujoco
+
+    cache = mujoco.mj_getCache()
+    sizes["asset_cache_mb"] = round(mujoco.mj_getCacheSize(cache) / MB, 1)
+    sizes["asset_cache_capacity_mb"] = round(mujoco.mj_getCacheCapacity(cache) / MB, 1)
     texture_detail = []
     for i in range(model.ntex):
         w, h, c = int(model.tex_width[i]), int(model.tex_height[i]), int(model.tex_nchannel[i])
