@@ -23,5 +23,5 @@ def test_tiny_student_eval_step_on_libero(tmp_path, capsys):
     assert record["status"] == "ok", record
     assert record["steps"] == 8 and record["success"] is False  # random weights do not solve the task
     info = json.loads((run / "run.json").read_text())
-    assert info["image_size"] == 200 and info["rendering"] is True
+    assert info["image_size"] == 128 and info["rendering"] is True  # frames as rendered; the transform resizes to 200
     assert info["protocol"]["name"] == "vita-vla"
