@@ -83,7 +83,7 @@ bench-remote: $(STAMP)
 lock:
 	rm -rf .venv-lock && python3 -m venv .venv-lock
 	.venv-lock/bin/pip install -q torch==2.13.0
-	.venv-lock/bin/pip install -q -e ".[libero,dev]"
+	.venv-lock/bin/pip install -q -e ".[libero,robust,dev]"
 	{ echo "# Exact versions of everything installed (torch's CPU build is installed first by scripts/install.sh)."; \
 	  echo "# Regenerate with: make lock  (after changing setup.cfg)"; \
 	  .venv-lock/bin/pip freeze --exclude-editable | sed -E 's/^(torch==[^+]*)\+.*/\1/'; } > constraints.txt
@@ -109,6 +109,16 @@ bench-models-gpu: $(STAMP)
 # The scripted expert's reference runs (docs/expert.md): EXPERT_TRIALS init states per task, no rendering.
 EXPERT_SUITES ?= libero_object libero_spatial libero_goal libero_10
 EXPERT_TRIALS ?= 10
+# The expert on a small seeded sample of each robustness category whose files are installed (README,
+# robustness suites): about 10 min on 2 workers of a 2-core machine.
+.PHONY: robust-expert
+robust-expert: $(STAMP)
+	rm -rf results/reference/robust-expert-libero_plus results/reference/robust-expert-libero_pro
+	$(VENV)/bin/vla-bench eval --suite libero_plus --variants installed --limit 18 --policy expert --workers 2 \
+		--no-progress --output results/reference/robust-expert-libero_plus
+	$(VENV)/bin/vla-bench eval --suite libero_pro_goal,libero_pro_object --variants installed --limit 8 --trials 1 \
+		--policy expert --workers 2 --no-progress --output results/reference/robust-expert-libero_pro
+
 .PHONY: expert-reference
 expert-reference: $(STAMP)
 	for suite in $(EXPERT_SUITES); do \

