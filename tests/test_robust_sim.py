@@ -100,3 +100,15 @@ def test_libero_pro_swap_variant_moves_objects():
     _, plain_language, plain_sim = _observe("libero_pro_goal", plain.task_id)
     assert _differs(swap_sim, plain_sim)
     assert swap_language != plain_language
+
+
+def test_noise_variant_runs_without_cameras():
+    """Scripted policies run without rendering; a noise variant then has no image to blur."""
+    protocol = protocols().get("libero-plus")
+    env = LiberoEnv(EnvSpec.from_protocol(protocol, "libero_plus", _variant_id("noise"), render=False, privileged=True))
+    try:
+        env.start(0, protocol.env_seed, render=False)
+        obs, _ = env.step(np.zeros(7), render=False)
+        assert obs.images == {} and obs.privileged is not None
+    finally:
+        env.close()

@@ -63,6 +63,13 @@ def control_env_class(suite: str):
 
 def make_raw_env(spec: EnvSpec, bddl: str):
     """The LIBERO ControlEnv for a spec: offscreen rendering of the protocol's cameras, or none."""
+    env = _make_raw_env(spec, bddl)
+    if not spec.cameras and getattr(env, "noise", 0):
+        env.noise = 0  # LIBERO-Plus noise variants blur the agentview image; without cameras there is none
+    return env
+
+
+def _make_raw_env(spec: EnvSpec, bddl: str):
     ControlEnv = control_env_class(spec.suite)  # noqa: N806
 
     size = spec.render_size

@@ -124,6 +124,10 @@ def build_category_table(runs: Sequence[LoadedRun], baselines: Sequence[Baseline
         for (suite, category), rate in b.categories.items()
         if suite in robust_suites
     }
+    for b in baselines:
+        for suite in robust_suites:
+            if suite in b.success and any(key[2] == b.name for key in published):
+                published[(suite, "all", b.name)] = b.success[suite]
     return CategoryTable(columns, rows, cells, unperturbed, published)
 
 
