@@ -127,3 +127,13 @@ expert-reference: $(STAMP)
 			--output results/reference/expert-$$suite --no-progress || exit 1; \
 	done
 	$(PY) -c "from pathlib import Path; from vla_bench.doctor import copy_expert_reference; print(copy_expert_reference(Path('results/reference')))"
+
+# Seer parity: fixtures made by upstream code (SEER = checkout of OpenRobotLab/Seer at ee228e1, DEPS = its
+# pinned dependencies installed with pip --target; see scripts/parity/seer_fixtures.py), and the measured
+# difference from upstream written to tests/fixtures/upstream/seer/difference.json.
+.PHONY: seer-fixtures seer-parity-measure
+seer-fixtures: $(STAMP)
+	$(PY) scripts/parity/seer_fixtures.py --seer $(SEER) --deps $(DEPS)
+
+seer-parity-measure: $(STAMP)
+	$(PY) scripts/parity/seer_measure.py

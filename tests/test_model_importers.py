@@ -107,14 +107,14 @@ def test_seer_importer_maps_a_seer_style_state_dict(tmp_path, teacher):
 def test_seer_importer_refuses_missing_and_unknown_weights(tmp_path, teacher):
     def edit(state):
         del state["module.vision_encoder.blocks.0.attn.qkv.weight"]
-        state["module.goal_head.weight"] = torch.zeros(1)
+        state["module.action_decoder.9.weight"] = torch.zeros(1)  # inside a known module: the strict check names it
 
     pth = _seer_pth(tmp_path, teacher, edit)
     with pytest.raises(VlaBenchError) as err:
         import_seer(pth, read_config(TINY_TEACHER), TINY_TEACHER, tmp_path / "out")
     message = str(err.value)
     assert "3 missing: vision_encoder.layers.0.attention.k_proj.weight" in message
-    assert "1 unexpected: goal_head.weight" in message
+    assert "1 unexpected: action_decoder.9.weight" in message
 
 
 def test_seer_importer_refuses_another_attention_mask_variant(tmp_path, teacher):

@@ -29,13 +29,17 @@ class ImportCommand:
     kind: str
     """Which training code wrote the .pth: seer or vita-vla (one importer module each, in vla_bench/models/importers/)."""
     source: str
-    """The .pth file (a dict with model_state_dict, or the state dict itself; `module.` prefixes are stripped)."""
+    """The training .pth file (a dict with model_state_dict, or the state dict itself; `module.` prefixes are stripped)."""
     config: str
     """A checkpoint config JSON (format of config.json: architecture, model sizes, preprocessing, protocol)."""
     output: str
     """Checkpoint directory to write (must not exist)."""
     tokenizer: Optional[str] = None
     """seer: folder with the CLIP text tokenizer files (tokenizer.json)."""
+    vit_checkpoint_path: Optional[str] = None
+    """seer: the frozen MAE ViT-B/16 encoder, upstream's mae_pretrain_vit_base.pth (its --vit_checkpoint_path)."""
+    clip_checkpoint_path: Optional[str] = None
+    """seer: the frozen OpenAI CLIP ViT-B/32, upstream's ViT-B-32.pt (what clip.load("ViT-B/32") reads)."""
     base_vlm: Optional[str] = None
     """vita-vla: the base VLM folder (transformers format: config, weights, tokenizer, preprocessor_config.json)."""
     trust_pickle: bool = False

@@ -62,13 +62,15 @@ def block_causal_mask(steps: int, per_step_a: int, per_step_b: int, obs_tokens: 
 
 
 def sincos_2d(dim: int, grid: int) -> torch.Tensor:
-    """Fixed 2-D sine-cosine position embedding (grid*grid, dim)."""
+    """Fixed 2-D sine-cosine position embedding (grid*grid, dim): the first half encodes x, the second
+    y; each half [sin, cos] of position * 10000^(-i/(d/2)). Computed in float32 as MAE and Seer do."""
     def one_d(d: int, pos: np.ndarray) -> np.ndarray:
-        omega = 1.0 / 10000 ** (np.arange(d // 2, dtype=np.float64) / (d / 2.0))
+        omega = np.arange(d // 2, dtype=np.float32) / np.float32(d / 2.0)
+        omega = (1.0 / np.float32(10000) ** omega).astype(np.float32)
         out = np.einsum("m,d->md", pos.reshape(-1), omega)
         return np.concatenate([np.sin(out), np.cos(out)], axis=1)
 
-    ys, xs = np.meshgrid(np.arange(grid, dtype=np.float64), np.arange(grid, dtype=np.float64), indexing="ij")
+    ys, xs = np.meshgrid(np.arange(grid, dtype=np.float32), np.arange(grid, dtype=np.float32), indexing="ij")
     emb = np.concatenate([one_d(dim // 2, xs), one_d(dim // 2, ys)], axis=1)
     return torch.from_numpy(emb).float()
 
@@ -175,6 +177,12 @@ class SeerModel(StateEncoderMixin, ActionDecoderMixin, VlaModel):
         self.tokens_b = 2 * self.foresight + self.action_steps
         self._masks: dict[tuple[int, str], torch.Tensor] = {}
         self._text_cache: dict[str, torch.Tensor] = {}
+
+    def vision_encoder_sincos(self) -> torch.Tensor:
+        """MAE's fixed ViT position table (1, 1 + patches, width): a zero row for CLS, then sin-cos."""
+        width = self.vision_encoder.config.hidden_size
+        grid = self.image_size // self.vision_encoder.config.patch_size
+        return torch.cat([torch.zeros(1, width), sincos_2d(width, grid)])[None]
 
     @classmethod
     def build(cls, config: CheckpointConfig, assets: Path | None = None, tokenizer: Any = None) -> SeerModel:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import pickle
 from pathlib import Path
-from typing import Callable, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 
 import torch
 
@@ -50,6 +50,45 @@ class ImportReport:
         return f"wrote {self.output}: {self.renamed} weights renamed{dropped}" + "".join(f"; {note}" for note in self.notes)
 
 
+# Key prefixes that identify a training checkpoint's architecture (after `module.` is stripped).
+SIGNATURES: dict[str, tuple[str, ...]] = {
+    "seer": ("transformer_backbone.", "perceiver_resampler.", "action_pred_token"),
+    "vita-vla": ("model.vlm.", "model.action_mapper.", "model.action_pred_token", "seer.action_decoder.", "vlm.", "action_mapper."),
+}
+
+
+def looks_like(keys: Any, kind: str) -> bool:
+    """Whether state-dict keys carry `kind`'s signature prefixes."""
+    return any(str(k).startswith(SIGNATURES[kind]) for k in keys)
+
+
+def to_float32(state: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
+    """fp16/bf16 (any non-fp32 floating) tensors converted to fp32; returns (state, {dtype: count})."""
+    out: dict[str, torch.Tensor] = {}
+    converted: dict[str, int] = {}
+    for key, value in state.items():
+        if value.is_floating_point() and value.dtype != torch.float32:
+            name = str(value.dtype).removeprefix("torch.")
+            converted[name] = converted.get(name, 0) + 1
+            value = value.float()
+        out[key] = value
+    return out, converted
+
+
+DEEPSPEED_MODEL_FILE = "mp_rank_00_model_states.pt"
+
+
+def _deepspeed_hint(folder: Path) -> str:
+    """Which file of a DeepSpeed checkpoint folder holds the model weights."""
+    latest = folder / "latest"
+    if latest.is_file():
+        candidate = folder / latest.read_text().strip() / DEEPSPEED_MODEL_FILE
+        if candidate.is_file():
+            return str(candidate)
+    found = sorted(folder.rglob(DEEPSPEED_MODEL_FILE))
+    return str(found[-1]) if found else ""
+
+
 def _prefixes(keys: list[str]) -> str:
     found: list[str] = []
     for key in keys:
@@ -62,6 +101,11 @@ def _prefixes(keys: list[str]) -> str:
 def read_pth(path: Path, trust_pickle: bool = False) -> dict[str, torch.Tensor]:
     """The state dict of a training `.pth`: its `model_state_dict` (or the dict itself), `module.` stripped."""
     path = Path(path)
+    if path.is_dir():
+        hint = _deepspeed_hint(path)
+        if hint:
+            raise CheckpointError(f"{path} is a DeepSpeed checkpoint folder; pass the model file inside it: {hint}")
+        raise CheckpointError(f"{path} is a folder; expected a training .pth file")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file")
     try:
@@ -73,6 +117,8 @@ def read_pth(path: Path, trust_pickle: bool = False) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path}: not a torch checkpoint ({str(exc).splitlines()[0]})") from None
     if isinstance(data, Mapping) and "model_state_dict" in data:
         data = data["model_state_dict"]
+    elif isinstance(data, Mapping) and isinstance(data.get("module"), Mapping):  # DeepSpeed's model file
+        data = data["module"]
     if not isinstance(data, Mapping) or not all(isinstance(v, torch.Tensor) for v in data.values()):
         raise CheckpointError(f"{path}: expected a state dict (or a dict with 'model_state_dict') of tensors")
     return {k.removeprefix("module."): v for k, v in data.items()}

@@ -1,7 +1,20 @@
-"""Seer importer: a `.pth` whose `model_state_dict` uses the Seer training code's names: a timm MAE ViT
-(`vision_encoder.blocks.<i>.attn.qkv`), OpenAI CLIP (`clip_model.transformer.resblocks.<i>`), and
-Seer's own modules. The ViT and CLIP weights are renamed (and fused q/k/v split) onto the
-transformers modules; pretraining-only weights are dropped and listed; everything else must match.
+"""Seer importer: the `.pth` Seer's train.py writes, plus the frozen parts from their own files.
+
+Seer (OpenRobotLab/Seer, read at ee228e1) freezes the MAE ViT and the CLIP text encoder, and its
+train.py saves only the trainable weights (`get_checkpoint`: `model_state_dict` without parameters
+that do not require grad, `module.` prefixed by DDP). Its eval builds the frozen parts from their own
+files, the MAE ViT-B/16 from `mae_pretrain_vit_base.pth` (`--vit_checkpoint_path`) and OpenAI CLIP
+ViT-B/32 (`clip.load("ViT-B/32")`, or `checkpoints/clip/ViT-B-32.pt`), then loads the checkpoint with
+`strict=False`. This importer does the same from local paths (`--vit-checkpoint-path`,
+`--clip-checkpoint-path`), but strictly: the fixed tables (the image decoder's sin-cos position
+embedding, the ViT's when its file lacks it, the attention mask) are computed; every other weight
+must come from one of the files, and anything missing or unknown is named.
+
+Names: a timm MAE ViT (`blocks.<i>.attn.qkv`), OpenAI CLIP (`transformer.resblocks.<i>`), and Seer's
+own modules. The ViT and CLIP weights are renamed (fused q/k/v split) onto the transformers modules;
+pretraining-only weights are dropped and listed. A `.pth` that already holds the frozen parts (a
+full state dict) needs no extra file. fp16/bf16 tensors are converted to fp32 and the conversion is
+recorded in config.json (`source.converted`).
 """
 
 from __future__ import annotations
@@ -12,8 +25,33 @@ from typing import Any, Mapping
 
 import torch
 
+import dataclasses
+
+import numpy as np
+
 from vla_bench.models.checkpoint import CheckpointConfig, CheckpointError, load_weights
-from vla_bench.models.importers import IMPORTERS, ImportReport, ImportRequest, read_pth
+from vla_bench.models.importers import IMPORTERS, ImportReport, ImportRequest, looks_like, read_pth, to_float32
+
+UPSTREAM = "OpenRobotLab/Seer ee228e1"
+MAE_FILE = "mae_pretrain_vit_base.pth"
+CLIP_FILE = "ViT-B-32.pt"
+MAE_OPTION = ("vit_checkpoint_path", f"the frozen MAE ViT-B/16 encoder, what upstream calls {MAE_FILE} (--vit_checkpoint_path)")
+CLIP_OPTION = ("clip_checkpoint_path", f"the frozen OpenAI CLIP ViT-B/32, what upstream calls {CLIP_FILE} (clip.load('ViT-B/32'))")
+
+# The top-level modules of Seer's SeerAgent at ee228e1; a key under any other name is from another layout.
+SEER_MODULES = frozenset((
+    "text_projector", "arm_state_encoder", "gripper_state_encoder", "state_projector", "action_pose_encoder",
+    "action_gripper_position_encoder", "action_projector", "vision_encoder", "perceiver_resampler",
+    "image_primary_projector", "cls_token_primary_projector", "image_wrist_projector", "cls_token_wrist_projector",
+    "action_pred_token", "obs_tokens", "embedding_layer_norm", "attention_mask", "transformer_backbone_position_embedding",
+    "transformer_backbone", "action_decoder", "arm_action_decoder", "gripper_action_decoder", "recon_state_decoder",
+    "recon_arm_state_decoder", "recon_gripper_state_decoder", "mask_token", "image_decoder_obs_pred_projector",
+    "image_decoder_position_embedding", "image_decoder", "image_decoder_norm", "image_decoder_pred", "clip_model",
+))
+# Fixed tables: computed by the model, checked when a file has them.
+COMPUTED = ("image_decoder_position_embedding",)
+# Integers the OpenAI CLIP TorchScript release stores next to the weights.
+CLIP_SCALARS = ("input_resolution", "context_length", "vocab_size")
 
 # Seer weights used only in pretraining / never at inference: dropped on import (and reported).
 SEER_DROPPED = (
@@ -110,23 +148,141 @@ def _check_seer_mask(source: Mapping[str, torch.Tensor], model: Any) -> None:
         )
 
 
-def import_seer(source: Path, config: CheckpointConfig, tokenizer_dir: Path, output: Path, trust_pickle: bool = False) -> ImportReport:
-    """Seer `.pth` + a checkpoint config (sizes, protocol) + tokenizer files -> checkpoint directory."""
+def _load_any(path: Path, what: str) -> Mapping[str, Any]:
+    """A frozen-part file: a TorchScript archive (the OpenAI CLIP release) or a torch.save'd dict."""
+    path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder; expected the file {what}")
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file ({what})")
+    try:
+        return torch.jit.load(str(path), map_location="cpu").state_dict()
+    except (RuntimeError, ValueError):
+        pass
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 (pickle errors of many kinds: one line naming the file)
+        raise CheckpointError(f"{path}: not a torch checkpoint ({what}): {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    if not isinstance(data, Mapping):
+        raise CheckpointError(f"{path}: expected a dict of tensors ({what})")
+    return data
+
+
+def _kind_of(keys: Any) -> str:
+    """What a state dict's keys look like: 'mae', 'clip', 'seer', 'vita-vla' or 'unknown'."""
+    keys = list(keys)
+    if looks_like(keys, "vita-vla"):
+        return "vita-vla"
+    if any(k.startswith(("transformer_backbone.", "action_pred_token", "perceiver_resampler.")) for k in keys):
+        return "seer"
+    if "token_embedding.weight" in keys or any(k.startswith("transformer.resblocks.") for k in keys):
+        return "clip"
+    if "patch_embed.proj.weight" in keys and any(k.startswith("blocks.") for k in keys):
+        return "mae"
+    return "unknown"
+
+
+NAMES = {"mae": f"an MAE ViT ({MAE_FILE})", "clip": f"OpenAI CLIP ({CLIP_FILE})", "seer": "a Seer training checkpoint",
+         "vita-vla": "a VITA-VLA checkpoint", "unknown": "something else"}
+
+
+def _unwrap(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The state dict inside a saved dict ({"model": ...}, {"state_dict": ...}, {"model_state_dict": ...})."""
+    for key in ("model", "state_dict", "model_state_dict"):
+        if isinstance(data.get(key), Mapping):
+            return data[key]
+    return data
+
+
+def read_mae(path: Path) -> dict[str, torch.Tensor]:
+    """The MAE ViT encoder weights of `path` (FAIR's release: {"model": state dict}), as `vision_encoder.*`."""
+    state = _unwrap(_load_any(path, MAE_OPTION[1]))
+    kind = _kind_of(state)
+    if kind != "mae":
+        raise CheckpointError(f"{path} is {NAMES[kind]}, not the MAE ViT encoder Seer freezes (upstream {MAE_FILE}, --vit_checkpoint_path)")
+    return {f"vision_encoder.{k.removeprefix('module.')}": v for k, v in state.items() if isinstance(v, torch.Tensor)}
+
+
+def read_clip(path: Path) -> dict[str, torch.Tensor]:
+    """OpenAI CLIP weights of `path` (the TorchScript release or a state dict), as `clip_model.*`."""
+    state = _unwrap(_load_any(path, CLIP_OPTION[1]))
+    kind = _kind_of(state)
+    if kind != "clip":
+        raise CheckpointError(f"{path} is {NAMES[kind]}, not OpenAI CLIP ViT-B/32 (upstream {CLIP_FILE}, clip.load('ViT-B/32'))")
+    return {f"clip_model.{k}": v for k, v in state.items() if k not in CLIP_SCALARS and isinstance(v, torch.Tensor)}
+
+
+def _unknown_layout(keys: Any) -> list[str]:
+    return sorted(k for k in keys if k.split(".", 1)[0] not in SEER_MODULES)
+
+
+def _check_computed(mapped: dict[str, torch.Tensor], model: Any, where: str) -> None:
+    """Fill the fixed tables from the model; a stored one must equal it."""
+    ours = model.state_dict()
+    for key in COMPUTED:
+        if key in mapped and tuple(mapped[key].shape) == tuple(ours[key].shape):
+            if not torch.allclose(mapped[key].float(), ours[key], atol=1e-5):
+                raise CheckpointError(f"{where}: {key} differs from the sin-cos table Seer computes (max difference "
+                                      f"{(mapped[key].float() - ours[key]).abs().max():.2g})")
+        if key not in mapped:
+            mapped[key] = ours[key]
+    pos = "vision_encoder.embeddings.position_embeddings"
+    if pos not in mapped and any(k.startswith("vision_encoder.") for k in mapped):
+        mapped[pos] = model.vision_encoder_sincos()  # MAE's fixed table, when the file leaves it out
+
+
+def import_seer(source: Path, config: CheckpointConfig, tokenizer_dir: Path, output: Path, trust_pickle: bool = False,
+                vit_checkpoint: Path | None = None, clip_checkpoint: Path | None = None) -> ImportReport:
+    """Seer training `.pth` (+ the frozen MAE ViT and CLIP files) + config + tokenizer -> checkpoint directory."""
     from vla_bench.models.seer import SeerModel
 
     state = read_pth(source, trust_pickle)
+    kind = _kind_of(state)
+    if kind == "vita-vla":
+        raise CheckpointError(f"{source} is a VITA-VLA checkpoint (keys like {_first(state, ('model.', 'seer.'))}); use --kind vita-vla")
+    if kind in ("mae", "clip"):
+        raise CheckpointError(f"{source} is {NAMES[kind]}, a frozen part: pass it as --{(MAE_OPTION if kind == 'mae' else CLIP_OPTION)[0].replace('_', '-')} "
+                              "and the training .pth as --source")
+    unknown = _unknown_layout(state)
+    if unknown:
+        more = f" (+{len(unknown) - 5} more)" if len(unknown) > 5 else ""
+        raise CheckpointError(f"{source}: {len(unknown)} keys unknown to the Seer layout this importer reads ({UPSTREAM}; "
+                              f"a newer upstream version?): {', '.join(unknown[:5])}{more}")
+    files: dict[str, Any] = {"checkpoint": Path(source).name}
+    converted: dict[str, dict[str, int]] = {}
+    for prefix, option, reader in (("vision_encoder.", MAE_OPTION, read_mae), ("clip_model.", CLIP_OPTION, read_clip)):
+        given = vit_checkpoint if option is MAE_OPTION else clip_checkpoint
+        has = any(k.startswith(prefix) for k in state)
+        if has and given is not None:
+            raise CheckpointError(f"{source} already holds {prefix.rstrip('.')} weights; drop --{option[0].replace('_', '-')}")
+        if not has:
+            if given is None:
+                raise CheckpointError(f"{source} holds only the trainable weights (as Seer's train.py saves them); "
+                                      f"pass --{option[0].replace('_', '-')} FILE: {option[1]}")
+            part, converted[option[0]] = to_float32(reader(Path(given)))
+            state.update(part)
+            files[option[0]] = Path(given).name
+    state, converted["checkpoint"] = to_float32(state)
     model = SeerModel.build(config, assets=tokenizer_dir)
     mapped, dropped = map_seer_state_dict(state)
     _check_seer_mask(state, model)
+    _check_computed(mapped, model, str(source))
     load_weights(model, mapped, f"{source}")
+    record = {"kind": "seer", "upstream": UPSTREAM, "files": files, "converted_to_float32": converted}
+    model.config = dataclasses.replace(model.config, model={**model.config.model, "imported": record})
     model.save_pretrained(output)
     renamed = sum(1 for k in state if k not in dropped and k not in mapped)
-    return ImportReport(output=Path(output), renamed=renamed, dropped=dropped)
+    notes = [f"converted {', '.join(f'{n} {d}' for d, n in counts.items())} tensors of {files[where]} to float32"
+             for where, counts in converted.items() if counts]
+    return ImportReport(output=Path(output), renamed=renamed, dropped=dropped, notes=notes)
 
 
+def _first(state: Mapping[str, Any], prefixes: tuple[str, ...]) -> str:
+    return next((k for k in state if k.startswith(prefixes)), next(iter(state), ""))
 
 
 @IMPORTERS.register("seer")
 def _import_seer(request: ImportRequest) -> ImportReport:
     tokenizer = request.option("tokenizer", "folder with the CLIP text tokenizer files, tokenizer.json")
-    return import_seer(request.source, request.config, tokenizer, request.output, request.trust_pickle)
+    return import_seer(request.source, request.config, tokenizer, request.output, request.trust_pickle,
+                       vit_checkpoint=request.options.get(MAE_OPTION[0]), clip_checkpoint=request.options.get(CLIP_OPTION[0]))
