@@ -154,3 +154,17 @@ def test_full_size_release_shapes_map_onto_the_model_on_the_meta_device():
     for key in COMPUTED:
         mapped.setdefault(key, ours[key])
     check_state_dict(ours, mapped, "full-size Seer release")  # (meta tensors share no storage: no tied aliases)
+
+
+def test_a_bf16_training_save_is_converted_and_recorded(tmp_path, capsys):
+    state = torch.load(FIXTURES / "seer_trainable.pth", weights_only=True)
+    bf16 = {k: v.bfloat16() if v.is_floating_point() else v for k, v in state["model_state_dict"].items()}
+    torch.save({**state, "model_state_dict": bf16}, tmp_path / "bf16.pth")
+    assert main(import_args(tmp_path / "out", source=str(tmp_path / "bf16.pth"))) == 0
+    floats = sum(1 for v in bf16.values() if v.is_floating_point())
+    assert f"converted {floats} bfloat16 tensors of bf16.pth to float32" in capsys.readouterr().out
+    record = json.loads((tmp_path / "out" / "config.json").read_text())["model"]["imported"]
+    assert record["converted_to_float32"]["checkpoint"] == {"bfloat16": floats}
+    weights = from_pretrained(tmp_path / "out").state_dict()
+    assert weights["action_pred_token"].dtype == torch.float32
+    torch.testing.assert_close(weights["action_pred_token"], bf16["module.action_pred_token"].float(), atol=0, rtol=0)
