@@ -28,8 +28,12 @@ save the files as upstream writes them:
 Then it runs upstream's eval wrapper (utils/eval_utils_libero.ModelWrapper: CLIP's preprocessing of
 PIL images, the history queues with last-frame padding, temporal ensembling, the gripper
 threshold) on the episode's frames, step by step, and stores the action chunks and the actions the
-wrapper returns for the env. Upstream's wrapper hard-codes "cuda"; this script maps .to("cuda") to
-the CPU and wraps the model in an object with `.module` as DDP does. No upstream file is copied.
+wrapper returns for the env. What running it on this machine took (no computation changes):
+upstream's wrapper hard-codes "cuda", so .to("cuda") is mapped to the CPU; the model is wrapped in an
+object with `.module` as DDP does; `clip.load` infers CLIP's head count as width // 64, so SeerAgent
+gets the reduced CLIP directly, with CLIP's own `_transform(224)`; torchvision's detection-op fake
+kernels are skipped (the PyPI wheel links CUDA torch). The gripper head's bias is shifted so the
+episode's gripper probabilities straddle 0.5 (both env commands occur). No upstream file is copied.
 """
 
 from __future__ import annotations
