@@ -11,10 +11,11 @@ environment first on sys.path:
   identical in the branch. Files of the branch that import packages not installable here, or
   modules the branch does not contain, are used reduced to the functions VITA-VLA's LIBERO eval
   calls (see the docstring of each file); no function body is changed except `cuda` -> `cpu`.
-- `--deps DIR`: upstream's pins installed apart from ours, e.g.
-  `pip install --target DIR --no-deps transformers==4.41.1 tokenizers==0.19.1 huggingface_hub==0.23.4
+- `--deps DIR`: upstream's dependencies installed apart from ours, as the fixtures were made:
+  `pip install --target DIR --no-deps transformers==4.45.2 tokenizers==0.20.3 huggingface_hub==0.23.4
    accelerate==0.30.1 timm==0.9.16 einops requests urllib3 idna certifi charset_normalizer`
-  (transformers 4.41.1 is the pin of VITA's requirements.txt).
+  (VITA's requirements.txt pins transformers 4.41.1, whose Qwen2Model.forward takes no
+  `cache_position`, which the branch's `custom_forward` passes; 4.45.2 runs it).
 - `--shims DIR`: a folder with a `torchvision` import shim (PyPI has no torchvision for this CPU
   torch; timm and VITA's projector module import it at module level, the VITA-1.5 path never calls it).
 
