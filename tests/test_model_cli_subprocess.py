@@ -13,6 +13,7 @@ import torch
 
 from model_helpers import TINY_TEACHER
 from test_model_importers import _seer_pth
+from vla_bench.cli import main
 from vla_bench.models import from_pretrained
 
 
@@ -48,10 +49,12 @@ def test_import_checkpoint_then_inspect_in_fresh_processes(tmp_path):
     assert shown.returncode == 0, shown.stderr
     assert "architecture  seer" in shown.stdout and "weights load strictly" in shown.stdout
 
-    bad = vla_bench("import-checkpoint", "--kind", "seer2", "--source", str(pth), "--config", str(TINY_TEACHER / "config.json"),
-                    "--output", str(tmp_path / "x"))
-    assert bad.returncode == 2
-    assert bad.stderr.strip().splitlines()[-1].endswith("unknown checkpoint importer 'seer2'; known: seer, vita-vla (did you mean 'seer'?)")
+
+
+def test_an_unknown_importer_kind_names_the_known_ones(tmp_path, capsys):
+    assert main(["import-checkpoint", "--kind", "seer2", "--source", "x.pth", "--config", str(TINY_TEACHER / "config.json"),
+                 "--output", str(tmp_path / "x")]) == 2
+    assert capsys.readouterr().err.strip().endswith("unknown checkpoint importer 'seer2'; known: seer, vita-vla (did you mean 'seer'?)")
 
 
 @pytest.mark.parametrize("policy", ["seer"])
