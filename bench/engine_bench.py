@@ -37,7 +37,7 @@ from vla_bench.envs import EnvSpec, make_env
 from vla_bench.envs.base import Observation
 from vla_bench.episodes import Episode
 from vla_bench.errors import VlaBenchError
-from vla_bench.policies.base import Policy
+from vla_bench.policies.base import Policy, PolicyOutput
 from vla_bench.results import provenance
 from vla_bench.rollout import EnvOptions, PoolExecutor, PoolSettings, Rendering
 from vla_bench.rollout.resources import check_workers
@@ -58,15 +58,13 @@ class BenchPolicy(Policy):
         self.batches = 0
         self.observations = 0  # over all batches: observations / batches = mean batch size
 
-    def reads_images(self, episode: str, step: int) -> bool:
-        return step % self.chunk == 0
-
-    def infer(self, observations: Sequence[Observation]) -> np.ndarray:
+    def infer(self, observations: Sequence[Observation]) -> PolicyOutput:
         self.batches += 1
         self.observations += len(observations)
         if self.seconds_per_batch:
             time.sleep(self.seconds_per_batch)
-        return np.tile(ZERO_ACTION, (len(observations), 1))
+        reads_next = [(obs.step + 1) % self.chunk == 0 for obs in observations]  # images once per chunk
+        return PolicyOutput(np.tile(ZERO_ACTION, (len(observations), 1)), reads_next)
 
 
 def episodes(count: int, steps: int) -> list[Episode]:

@@ -31,7 +31,7 @@ def steady_state_latency(policy: Any, batch: int, size: int, history: int, reps:
     rng = np.random.default_rng(0)
     episodes = [Episode("libero_10", 0, i, 42, 10_000) for i in range(batch)]
     for episode in episodes:
-        policy.reset(episode)
+        policy.start_episode(episode)
     pool = [[observation(rng, size, e.key, 0) for e in episodes] for _ in range(2)]  # images reused: no RNG in the timing
     step = 0
 

@@ -36,7 +36,7 @@ class SeekPolicy(Policy):
         self._goal: dict[str, np.ndarray] = {}
         self.batch_sizes: list[int] = []
 
-    def reset(self, episode: Episode) -> None:
+    def start_episode(self, episode: Episode) -> None:
         spec = EnvSpec.from_protocol(PROTOCOL, episode.suite, episode.task_id, render=False)
         self._goal[episode.key] = FakeEnv(spec).goal(episode.init_idx)
         self._speed[episode.key] = 0.05 + 0.25 * (zlib.crc32(episode.key.encode()) % 100) / 100

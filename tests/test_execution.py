@@ -20,7 +20,7 @@ class ScriptedPredictor(ChunkPredictor):
         self.queries: list[tuple[str, int]] = []
         self.counts: dict[str, int] = {}
 
-    def reset(self, episode: Episode) -> None:
+    def start_episode(self, episode: Episode) -> None:
         self.counts[episode.key] = 0
 
     def predict(self, observations):
@@ -56,8 +56,8 @@ def test_temporal_ensembling_matches_a_hand_computed_example():
     chunks[:, :, 6] = [[0.9, 0.9, 0.2], [0.1, 0.1, 0.1], [0.3, 0.3, 0.3], [0.0, 0.0, 0.0]]
     episode = _episode(0)
     policy = ExecutionPolicy(ScriptedPredictor({episode.key: chunks}), "temporal_ensemble", "threshold", ensemble_k=0.01)
-    policy.reset(episode)
-    actions = [policy.infer([_obs(episode, t)])[0] for t in range(4)]
+    policy.start_episode(episode)
+    actions = [policy.infer([_obs(episode, t)]).actions[0] for t in range(4)]
 
     w2 = np.exp(-0.01 * np.arange(2)) / np.exp(-0.01 * np.arange(2)).sum()
     w3 = np.exp(-0.01 * np.arange(3)) / np.exp(-0.01 * np.arange(3)).sum()
@@ -85,13 +85,14 @@ def test_open_loop_chunks_query_every_n_steps_and_read_images_only_then():
     episode = _episode(0)
     predictor = ScriptedPredictor({episode.key: _chunks(rng, 4)})
     policy = ExecutionPolicy(predictor, "chunk", "threshold", steps=2)
-    policy.reset(episode)
-    reads = []
+    policy.start_episode(episode)
+    reads = [policy.uses_images]  # the first observation of an episode; then what infer says about the next
     actions = []
     for t in range(6):
-        reads.append(policy.reads_images(episode.key, t))
-        actions.append(policy.infer([_obs(episode, t)])[0])
-    assert reads == [True, False, True, False, True, False]
+        output = policy.infer([_obs(episode, t)])
+        reads.append(output.reads_next[0])
+        actions.append(output.actions[0])
+    assert reads == [True, False, True, False, True, False, True]
     assert [s for _, s in predictor.queries] == [0, 2, 4]
     chunks = predictor.chunks[episode.key]
     np.testing.assert_allclose(actions[1][:6], chunks[0, 1, :6])
@@ -103,9 +104,9 @@ def test_single_mode_executes_the_first_action_of_each_chunk():
     episode = _episode(0)
     predictor = ScriptedPredictor({episode.key: _chunks(rng, 3)})
     policy = ExecutionPolicy(predictor, "single", "binarize")
-    policy.reset(episode)
+    policy.start_episode(episode)
     for t in range(3):
-        action = policy.infer([_obs(episode, t)])[0]
+        action = policy.infer([_obs(episode, t)]).actions[0]
         np.testing.assert_allclose(action[:6], predictor.chunks[episode.key][t, 0, :6])
         assert action[6] == -np.sign(2 * predictor.chunks[episode.key][t, 0, 6] - 1)
 
@@ -123,27 +124,31 @@ def test_episodes_in_one_batch_keep_separate_state_and_reset_clears_it():
     batched = ExecutionPolicy(ScriptedPredictor(chunks), "temporal_ensemble", "threshold")
     alone = {key: ExecutionPolicy(ScriptedPredictor(chunks), "temporal_ensemble", "threshold") for key in chunks}
     for policy in (batched, *alone.values()):
-        policy.reset(a)
-        policy.reset(b)
+        policy.start_episode(a)
+        policy.start_episode(b)
     # b starts two steps later than a: a batch mixes episodes at different steps.
     schedule = [[(a, 0)], [(a, 1)], [(a, 2), (b, 0)], [(b, 1), (a, 3)], [(a, 4), (b, 2)]]
     for group in schedule:
-        together = batched.infer([_obs(e, t) for e, t in group])
+        together = batched.infer([_obs(e, t) for e, t in group]).actions
         for row, (e, t) in zip(together, group):
-            np.testing.assert_allclose(row, alone[e.key].infer([_obs(e, t)])[0])
-    batched.reset(a)
+            np.testing.assert_allclose(row, alone[e.key].infer([_obs(e, t)]).actions[0])
+    batched.start_episode(a)
     assert batched.predictor.counts[a.key] == 0 and not batched.states[a.key].chunks
 
 
-def test_state_of_finished_episodes_is_dropped_once_stale():
+def test_state_of_an_episode_is_dropped_when_it_ends():
     rng = np.random.default_rng(3)
     episodes = [_episode(i) for i in range(3)]
     policy = ExecutionPolicy(ScriptedPredictor({e.key: _chunks(rng, 10) for e in episodes}), "temporal_ensemble", "threshold")
-    policy.states.stale_after = 2
-    policy.reset(episodes[0])
-    policy.reset(episodes[1])
+    policy.start_episode(episodes[0])
+    policy.start_episode(episodes[1])
     for t in range(4):  # episode 0 runs on; episode 1 ended after one step
         policy.infer([_obs(episodes[0], t)] + ([_obs(episodes[1], t)] if t == 0 else []))
-    policy.reset(episodes[2])
+        if t == 0:
+            policy.end_episode(episodes[1])
+    policy.start_episode(episodes[2])
     assert policy.states.peek(episodes[1].key) is None
     assert policy.states.peek(episodes[0].key) is not None and len(policy.states) == 2
+    policy.end_episode(episodes[0])
+    policy.end_episode(episodes[2])
+    assert len(policy.states) == 0

@@ -205,7 +205,7 @@ def test_expert_is_registered_and_needs_no_images():
 def test_expert_refuses_observations_without_privileged_state():
     policy = make_policy("expert", PolicyContext(protocol=protocols().get("openvla")))
     episode = Episode(suite="libero_object", task_id=0, init_idx=0, seed=0, max_steps=10)
-    policy.reset(episode)
+    policy.start_episode(episode)
     obs = Observation(images={}, state=np.zeros(8), instruction="x", episode=episode.key)
     with pytest.raises(VlaBenchError, match="privileged"):
         policy.infer([obs])

@@ -32,15 +32,15 @@ def test_batch_of_n_equals_n_single_calls(name, checkpoint, size):
     episodes = [Episode("libero_10", task, 0, 42, 20) for task in range(3)]
     for policy in (batched, single):
         for episode in episodes:
-            policy.reset(episode)
+            policy.start_episode(episode)
     rng = np.random.default_rng(0)
     # Episodes start at different times and carry different instructions (different prompt lengths).
     starts = {0: 0, 1: 1, 2: 3}
     for tick in range(5):
         live = [(i, tick - starts[i]) for i in range(3) if tick >= starts[i]]
         observations = [make_obs(rng, size, INSTRUCTIONS[i], episodes[i].key, step) for i, step in live]
-        together = batched.infer(observations)
-        apart = np.concatenate([single.infer([obs]) for obs in observations])
+        together = batched.infer(observations).actions
+        apart = np.concatenate([single.infer([obs]).actions for obs in observations])
         np.testing.assert_allclose(together[:, :6], apart[:, :6], atol=1e-5)
         np.testing.assert_array_equal(together[:, 6], apart[:, 6])
         assert together.shape == (len(observations), 7)
@@ -52,19 +52,19 @@ def test_history_window_resets_with_the_episode():
     episode = Episode("libero_10", 0, 0, 42, 20)
     rng = np.random.default_rng(3)
     first = [make_obs(rng, 224, step=t) for t in range(3)]
-    policy.reset(episode)
-    run1 = [policy.infer([obs]) for obs in first]
+    policy.start_episode(episode)
+    run1 = [policy.infer([obs]).actions for obs in first]
     assert len(policy.predictor.episodes[episode.key].window) == 3
-    policy.reset(episode)
+    policy.start_episode(episode)
     assert len(policy.predictor.episodes[episode.key].window) == 0
-    run2 = [policy.infer([obs]) for obs in first]
+    run2 = [policy.infer([obs]).actions for obs in first]
     np.testing.assert_array_equal(np.concatenate(run1), np.concatenate(run2))
 
 
 def test_window_is_capped_at_the_model_history():
     policy = make_policy("seer", PolicyContext(protocol=VITA, checkpoint=TINY_TEACHER))
     episode = Episode("libero_10", 0, 0, 42, 20)
-    policy.reset(episode)
+    policy.start_episode(episode)
     rng = np.random.default_rng(4)
     for t in range(9):
         policy.infer([make_obs(rng, 224, step=t)])
@@ -144,7 +144,7 @@ def test_seer_reads_the_finger_joints_by_default_as_upstream_libero_scripts_run_
     episode = Episode("libero_10", 0, 0, 42, 20)
 
     def chunk(state_tail):
-        policy.reset(episode)
+        policy.start_episode(episode)
         o = make_obs(np.random.default_rng(7), 128, episode=episode.key)
         o.state[6:] = state_tail
         return policy.predictor.predict([o])
@@ -162,14 +162,14 @@ def test_a_command_mode_checkpoint_reads_its_last_gripper_command_not_the_finger
     predictor = policy.predictor
     assert predictor.gripper_state == "command"
     episode = Episode("libero_10", 0, 0, 42, 20)
-    policy.reset(episode)
+    policy.start_episode(episode)
     obs = make_obs(np.random.default_rng(6), 128, episode=episode.key)
     assert predictor.episodes[episode.key].last_command is None  # starts open
     predictor.executed([obs], np.array([[0, 0, 0, 0, 0, 0, 1.0]]))
     assert predictor.episodes[episode.key].last_command == 1.0
 
     def chunk(state_tail, command):
-        policy.reset(episode)
+        policy.start_episode(episode)
         predictor.episodes[episode.key].last_command = command
         o = make_obs(np.random.default_rng(7), 128, episode=episode.key)
         o.state[6:] = state_tail

@@ -69,13 +69,13 @@ def replay(checkpoint: Path, mode: str) -> tuple[np.ndarray, np.ndarray, dict]:
     predictor.predict = recorded
     policy = ExecutionPolicy(predictor, mode="temporal_ensemble", gripper="threshold", steps=3, ensemble_k=0.01)
     key = Episode(meta["suite"], meta["task"], meta["init_state"], meta["seed"], 600)
-    policy.reset(key)
+    policy.start_episode(key)
     actions = []
     for t in range(len(episode["actions"])):
         state = state_vector("euler", episode["eef_pos"][t], episode["eef_quat"][t], episode["gripper_qpos"][t])
         obs = Observation(images={"agentview": episode["agentview"][t], "robot0_eye_in_hand": episode["wrist"][t]},
                           state=state, instruction=meta["instruction"], episode=key.key, step=t)
-        actions.append(policy.infer([obs])[0])
+        actions.append(policy.infer([obs]).actions[0])
     return np.stack(chunks), np.stack(actions), episode
 
 

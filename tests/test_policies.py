@@ -25,15 +25,15 @@ def test_random_policy_is_per_episode_deterministic(openvla):
     a = make_policy("random", PolicyContext(openvla, seed=3))
     b = make_policy("random", PolicyContext(openvla, seed=3))
     for p in (a, b):
-        p.reset(e1)
-        p.reset(e2)
+        p.start_episode(e1)
+        p.start_episode(e2)
     # a serves the episodes in one batch, b one at a time in the other order: same streams
     batched = a.infer([obs(e1.key), obs(e2.key)])
     single = np.concatenate([b.infer([obs(e2.key)]), b.infer([obs(e1.key)])])[::-1]
     np.testing.assert_array_equal(batched, single)
     assert np.all(np.abs(batched) <= 1) and set(batched[:, 6]) <= {-1.0, 1.0}
     other = make_policy("random", PolicyContext(openvla, seed=4))
-    other.reset(e1)
+    other.start_episode(e1)
     assert not np.array_equal(other.infer([obs(e1.key)]), batched[:1])
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from engine_helpers import PROTOCOL, SeekPolicy, fake_episodes, fake_factory, outcomes
 from vla_bench.envs.base import Observation
-from vla_bench.policies.base import Policy
+from vla_bench.policies.base import Policy, PolicyOutput
 from vla_bench.results.schema import STATUS_ERROR, STATUS_OK
 from vla_bench.results.summary import Summary
 from vla_bench.rollout import EnvOptions, PoolExecutor, PoolSettings, Rendering, SerialExecutor, WorkerError
@@ -121,13 +121,11 @@ class EveryFourth(Policy):
     def __init__(self):
         self.seen: list[tuple[int, bool]] = []
 
-    def reads_images(self, episode: str, step: int) -> bool:
-        return step % 4 == 0
-
     def infer(self, observations: list[Observation]):
         for obs in observations:
             self.seen.append((obs.step, bool(obs.images)))
-        return np.tile([0.1, 0, 0, 0, 0, 0, -1.0], (len(observations), 1))
+        actions = np.tile([0.1, 0, 0, 0, 0, 0, -1.0], (len(observations), 1))
+        return PolicyOutput(actions, [(obs.step + 1) % 4 == 0 for obs in observations])
 
 
 @pytest.mark.parametrize("mode,expect", [("lazy", lambda s: s % 4 == 0), ("all", lambda s: True), ("none", lambda s: False)])

@@ -16,6 +16,7 @@ from vla_bench.evaluate import evaluate
 from vla_bench.policies import PolicyContext, make_policy
 from vla_bench.remote import codec
 from vla_bench.remote.options import RemoteOptions, redact_argv
+from vla_bench.policies.base import PolicyOutput
 from vla_bench.remote.presets import PRESETS
 from vla_bench.remote.server import PolicyServer
 from vla_bench.specs import protocols
@@ -124,10 +125,11 @@ def test_remote_gives_the_same_records_and_actions_as_in_process(tmp_path):
             infer = policy.infer
 
             def logged(observations):
-                actions = infer(observations)
+                output = infer(observations)
+                actions = output.actions if isinstance(output, PolicyOutput) else output
                 for obs, action in zip(observations, actions):
                     logs[name][(obs.episode, obs.step)] = np.array(action)
-                return actions
+                return output
 
             policy.infer = logged
             return policy

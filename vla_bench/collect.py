@@ -33,7 +33,7 @@ import numpy as np
 from vla_bench.envs.base import Observation
 from vla_bench.episodes import Episode
 from vla_bench.errors import VlaBenchError
-from vla_bench.policies.base import Policy
+from vla_bench.policies.base import Policy, check_output
 from vla_bench.results.schema import STATUS_OK, EpisodeRecord
 from vla_bench.specs import Protocol
 
@@ -57,16 +57,17 @@ class DemoRecorder(Policy):
     def validate(self, episodes: Sequence[Episode]) -> None:
         self.inner.validate(episodes)
 
-    def reset(self, episode: Episode) -> None:
+    def start_episode(self, episode: Episode) -> None:
         self.buffers[episode.key] = {key: [] for key in ("actions", *CAMERA_KEYS.values(), "state", "joint_states")}
-        self.inner.reset(episode)
+        self.inner.start_episode(episode)
 
-    def reads_images(self, episode: str, step: int) -> bool:
-        return True
+    def end_episode(self, episode: Episode) -> None:
+        self.inner.end_episode(episode)  # the buffers stay until `take` (the record comes after the end)
 
     def infer(self, observations: Sequence[Observation]) -> np.ndarray:
-        actions = self.inner.infer(observations)
-        for obs, action in zip(observations, np.asarray(actions)):
+        """The wrapped policy's actions; every next observation is read (rendered), as it is recorded."""
+        actions, _ = check_output(self.inner.infer(observations), len(observations), self.inner.uses_images)
+        for obs, action in zip(observations, actions):
             buffer = self.buffers[obs.episode]
             missing = [camera for camera in CAMERA_KEYS if camera not in obs.images]
             if missing or obs.privileged is None:

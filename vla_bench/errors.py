@@ -12,7 +12,7 @@ class PolicyOutputError(VlaBenchError):
 class PolicyEpisodeErrors(PolicyOutputError):
     """Some rows of a batched `infer` failed (e.g. a remote policy's connection broke).
 
-    `actions` (B, 7) holds usable actions for the other rows; `errors` maps a failed row to
+    `actions` holds usable actions for the other rows, (B, 7) or a PolicyOutput; `errors` maps a failed row to
     (message, retry): retry True means the episode may be run again from its start.
     """
 

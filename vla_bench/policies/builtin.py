@@ -41,8 +41,11 @@ class RandomPolicy(Policy):
         self.seed = seed
         self._rngs: dict[str, np.random.Generator] = {}
 
-    def reset(self, episode: Episode) -> None:
+    def start_episode(self, episode: Episode) -> None:
         self._rngs[episode.key] = np.random.default_rng([self.seed, zlib.crc32(episode.key.encode())])
+
+    def end_episode(self, episode: Episode) -> None:
+        self._rngs.pop(episode.key, None)
 
     def infer(self, observations: Sequence[Observation]) -> np.ndarray:
         actions = np.empty((len(observations), ACTION_DIM))

@@ -3,12 +3,13 @@ action chunks) wrapped into env actions by the protocol's execution mode and gri
 
 - "single": query every step, execute the first action of the chunk.
 - "chunk": open loop; query once, execute the first n actions, query again when they run out
-  (`reads_images` is True only on query steps, so executors render only those).
+  (`infer` says in its `PolicyOutput.reads_next` that only query steps read images, so executors
+  render only those).
 - "temporal_ensemble": ACT-style; query every step and execute, for step t, the weighted mean of every
   stored chunk's prediction for t, with weights exp(-k * i), i = 0 for the oldest prediction.
 
 Every piece of state is per episode (keyed by `Episode.key`), so any batch composition is served
-correctly; `reset(episode)` clears that episode's state.
+correctly; `start_episode(episode)` makes that episode's state and `end_episode(episode)` drops it.
 """
 
 from __future__ import annotations
@@ -22,54 +23,42 @@ import numpy as np
 
 from vla_bench.envs.base import ACTION_DIM, Observation
 from vla_bench.episodes import Episode
-from vla_bench.policies.base import Policy
+from vla_bench.policies.base import Policy, PolicyOutput
 from vla_bench.specs import EXECUTION_MODES, GRIPPER_CONVENTIONS
 
 
 T = TypeVar("T")
 
-# An episode whose state was not used in this many infer calls has ended (the contract has no
-# end-of-episode call); its state is dropped at the next reset, so long runs do not accumulate it.
-STALE_AFTER_CALLS = 1000
-
-
 class EpisodeStates(Generic[T]):
-    """Per-episode state keyed by `Episode.key`, made by `factory` on reset (or first use)."""
+    """Per-episode state keyed by `Episode.key`, made by `factory` when the episode starts (or on
+    first use) and dropped when it ends: it holds only the episodes in flight."""
 
-    def __init__(self, factory: Callable[[], T], stale_after: int = STALE_AFTER_CALLS) -> None:
+    def __init__(self, factory: Callable[[], T]) -> None:
         self.factory = factory
-        self.stale_after = stale_after
-        self.calls = 0
         self._items: dict[str, T] = {}
-        self._used: dict[str, int] = {}
 
-    def reset(self, key: str) -> T:
-        """Fresh state for an episode that starts now; drops the state of episodes gone stale."""
-        for stale in [k for k, used in self._used.items() if self.calls - used > self.stale_after]:
-            del self._items[stale], self._used[stale]
+    def start(self, key: str) -> T:
+        """Fresh state for an episode that starts now."""
         self._items[key] = self.factory()
-        self._used[key] = self.calls
         return self._items[key]
+
+    def end(self, key: str) -> None:
+        """The episode is over: drop its state."""
+        self._items.pop(key, None)
 
     def __getitem__(self, key: str) -> T:
         if key not in self._items:
             self._items[key] = self.factory()
-        self._used[key] = self.calls
         return self._items[key]
 
     def peek(self, key: str) -> T | None:
         return self._items.get(key)
-
-    def tick(self) -> None:
-        """Count one infer call."""
-        self.calls += 1
 
     def __len__(self) -> int:
         return len(self._items)
 
     def clear(self) -> None:
         self._items.clear()
-        self._used.clear()
 
 
 @dataclasses.dataclass
@@ -86,8 +75,11 @@ class ChunkPredictor(ABC):
     uses_images: bool = True
     image_size: int | None = None
 
-    def reset(self, episode: Episode) -> None:
+    def start_episode(self, episode: Episode) -> None:
         """Start a new episode (clear its history)."""
+
+    def end_episode(self, episode: Episode) -> None:
+        """The episode is over (drop its history)."""
 
     @abstractmethod
     def predict(self, observations: Sequence[Observation]) -> np.ndarray:
@@ -147,19 +139,20 @@ class ExecutionPolicy(Policy):
     def validate(self, episodes: Sequence[Episode]) -> None:
         self.predictor.validate(episodes)
 
-    def reset(self, episode: Episode) -> None:
-        self.states.reset(episode.key)
-        self.predictor.reset(episode)
+    def start_episode(self, episode: Episode) -> None:
+        self.states.start(episode.key)
+        self.predictor.start_episode(episode)
+
+    def end_episode(self, episode: Episode) -> None:
+        self.states.end(episode.key)
+        self.predictor.end_episode(episode)
 
     def _needs_query(self, episode: str) -> bool:
         state = self.states.peek(episode)
         return self.mode != "chunk" or state is None or not state.queue
 
-    def reads_images(self, episode: str, step: int) -> bool:
-        return self.uses_images and self._needs_query(episode)
-
-    def infer(self, observations: Sequence[Observation]) -> np.ndarray:
-        self.states.tick()
+    def infer(self, observations: Sequence[Observation]) -> PolicyOutput:
+        """Env actions, and per row whether the next step queries the model (reads images)."""
         rows = [i for i, obs in enumerate(observations) if self._needs_query(obs.episode)]
         chunks = self.predictor.predict([observations[i] for i in rows]) if rows else np.empty((0, 0, ACTION_DIM))
         raw = np.empty((len(observations), ACTION_DIM))
@@ -179,7 +172,8 @@ class ExecutionPolicy(Policy):
         actions[:, :6] = np.clip(actions[:, :6], -1.0, 1.0)
         actions[:, 6] = gripper_to_env(raw[:, 6], self.gripper)
         self.predictor.executed(observations, actions)
-        return actions
+        reads_next = [self.uses_images and self._needs_query(obs.episode) for obs in observations]
+        return PolicyOutput(actions, reads_next)
 
     def _ensemble(self, key: str, step: int, chunk: np.ndarray) -> np.ndarray:
         stored = self.states[key].chunks

@@ -22,7 +22,7 @@ import numpy as np
 from vla_bench.envs.base import ACTION_DIM, Observation
 from vla_bench.episodes import Episode
 from vla_bench.errors import PolicyEpisodeErrors, VlaBenchError
-from vla_bench.policies.base import POLICIES, Policy, PolicyContext
+from vla_bench.policies.base import POLICIES, Policy, PolicyContext, PolicyOutput
 from vla_bench.remote.client import Connection, RemoteError, ServerUnavailable
 from vla_bench.remote.options import RemoteOptions
 from vla_bench.remote.presets import PRESETS
@@ -98,20 +98,23 @@ class RemotePolicy(Policy):
 
     # -- episodes --------------------------------------------------------------------------------
 
-    def reset(self, episode: Episode) -> None:
-        self.end_episode(episode.key)
+    def start_episode(self, episode: Episode) -> None:
+        self._close_link(episode.key)
         self._links[episode.key] = _Link()
         while len(self._links) > MAX_OPEN_EPISODES:
             oldest = min(self._links, key=lambda key: self._links[key].used)
-            self.end_episode(oldest)
+            self._close_link(oldest)
 
-    def end_episode(self, key: str) -> None:
+    def end_episode(self, episode: Episode) -> None:
         """Close the episode's connection (the server ends its episode state)."""
+        self._close_link(episode.key)
+
+    def _close_link(self, key: str) -> None:
         link = self._links.pop(key, None)
         if link is not None and link.connection is not None:
             link.connection.close()
 
-    def reads_images(self, episode: str, step: int) -> bool:
+    def _needs_query(self, episode: str) -> bool:
         link = self._links.get(episode)
         return link is None or not link.queue
 
@@ -149,9 +152,11 @@ class RemotePolicy(Policy):
                 link.connection = None
             raise
 
-    def infer(self, observations: Sequence[Observation]) -> np.ndarray:
+    def infer(self, observations: Sequence[Observation]) -> PolicyOutput:
+        """Actions from each episode's chunk (querying the server when it ran out), and per row whether
+        the next step queries again (reads images)."""
         now = time.monotonic()
-        rows = [i for i, obs in enumerate(observations) if self.reads_images(obs.episode, obs.step)]
+        rows = [i for i, obs in enumerate(observations) if self._needs_query(obs.episode)]
         futures = {i: self._threads.submit(self._query, observations[i]) for i in rows}
         errors: dict[int, tuple[str, bool]] = {}
         for i, future in futures.items():
@@ -168,9 +173,10 @@ class RemotePolicy(Policy):
             link = self._links[obs.episode]
             link.used = now
             actions[i] = link.queue.popleft()
+        output = PolicyOutput(actions, [self.uses_images and self._needs_query(obs.episode) for obs in observations])
         if errors:
-            raise PolicyEpisodeErrors(actions, errors)
-        return actions
+            raise PolicyEpisodeErrors(output, errors)
+        return output
 
     # -- records ---------------------------------------------------------------------------------
 
@@ -186,7 +192,7 @@ class RemotePolicy(Policy):
 
     def close(self) -> None:
         for key in list(self._links):
-            self.end_episode(key)
+            self._close_link(key)
         self._threads.shutdown(wait=True)
 
 

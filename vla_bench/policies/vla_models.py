@@ -80,8 +80,11 @@ class TorchChunkPredictor(ChunkPredictor):
         self.gripper_state = model.gripper_state
         self.episodes: EpisodeStates[EpisodeHistory] = EpisodeStates(lambda: EpisodeHistory(deque(maxlen=model.history)))
 
-    def reset(self, episode: Episode) -> None:
-        self.episodes.reset(episode.key)
+    def start_episode(self, episode: Episode) -> None:
+        self.episodes.start(episode.key)
+
+    def end_episode(self, episode: Episode) -> None:
+        self.episodes.end(episode.key)
 
     def executed(self, observations: Sequence[Observation], actions: np.ndarray) -> None:
         for obs, action in zip(observations, actions):
@@ -90,7 +93,6 @@ class TorchChunkPredictor(ChunkPredictor):
     def predict(self, observations: Sequence[Observation]) -> np.ndarray:
         import torch
 
-        self.episodes.tick()
         last_commands = [self.episodes[obs.episode].last_command for obs in observations]
         with torch.inference_mode():
             frames = self.model.encode_frames(observations, last_commands)  # through the checkpoint's transform

@@ -31,7 +31,7 @@ import numpy as np
 
 from vla_bench.envs.base import Observation
 from vla_bench.episodes import Episode
-from vla_bench.policies.base import Policy, check_actions
+from vla_bench.policies.base import Policy, check_output
 from vla_bench.remote import codec
 from vla_bench.remote.presets import ObservationPreset
 
@@ -161,7 +161,7 @@ class PolicyServer:
             stream.episode = Episode(suite=f"remote-{stream.index}", task_id=stream.episodes, init_idx=0, seed=0, max_steps=0)
             stream.episodes += 1
             stream.steps = 0
-            await self._in_thread(self.policy.reset, stream.episode)
+            await self._in_thread(self.policy.start_episode, stream.episode)
         observation.episode, observation.step = stream.episode.key, stream.steps
         stream.steps += 1
         future = asyncio.get_running_loop().create_future()
@@ -176,9 +176,7 @@ class PolicyServer:
 
     async def _end(self, stream: _Stream) -> None:
         if stream.episode is not None:
-            end = getattr(self.policy, "end_episode", None)
-            if end is not None:
-                await self._in_thread(end, stream.episode.key)
+            await self._in_thread(self.policy.end_episode, stream.episode)
             stream.episode = None
 
     async def _in_thread(self, fn: Any, *args: Any) -> Any:
@@ -219,7 +217,8 @@ class PolicyServer:
                 pending.future.set_result((action, infer_s, len(batch)))
 
     def _infer(self, observations: list[Observation]) -> np.ndarray:
-        return check_actions(self.policy.infer(observations), len(observations))
+        actions, _ = check_output(self.policy.infer(observations), len(observations), self.policy.uses_images)
+        return actions
 
 
 async def _send_error(websocket: Any, text: str, code: int) -> None:

@@ -8,7 +8,9 @@ An episode is a small state machine::
 
 `EpisodeDriver` holds one episode's state (phase, steps, success, video frames) and makes every
 decision: which steps are rendered, when the episode stops, which policy outputs are unusable, what the
-record says. Executors only move observations and actions between the driver, the policy and an env
+record says; it calls the policy's `start_episode` before the first action and `end_episode` exactly
+once when the episode is over, however it ends (success, step limit, error, or `abandon` when a
+worker is lost or the run is interrupted). Executors only move observations and actions between the driver, the policy and an env
 wherever that env lives: `run_episode` below drives one in-process env; the pool drives many, batching
 the observations of every driver waiting for an action into one `infer` call with `act_batch`.
 """
@@ -25,7 +27,7 @@ import numpy as np
 from vla_bench.envs.base import Env, Observation
 from vla_bench.episodes import Episode
 from vla_bench.errors import PolicyEpisodeErrors, PolicyOutputError
-from vla_bench.policies.base import Policy, check_actions
+from vla_bench.policies.base import Policy, check_output
 from vla_bench.results.schema import STATUS_ERROR, STATUS_OK, EpisodeRecord
 from vla_bench.rollout.episode import Rendering, simulator_errors
 from vla_bench.rollout.video import VideoRecorder
@@ -65,15 +67,17 @@ class EpisodeDriver:
         self.worker_peak_rss_mb: float | None = None
         self.record: EpisodeRecord | None = None
         self.started = time.monotonic()
+        self._policy_started = False
 
-    def _render(self, step: int) -> bool:
-        return self.rendering.needed(self.policy, self.episode, step, self.video is not None)
+    def _render(self, policy_reads: bool) -> bool:
+        return self.rendering.needed(policy_reads, self.video is not None)
 
     def start(self) -> bool:
         """Begin the episode: tell the policy; returns whether the start observation is rendered."""
-        self.policy.reset(self.episode)
+        self.policy.start_episode(self.episode)
+        self._policy_started = True
         self.phase = STARTING
-        return self._render(0)
+        return self._render(self.policy.uses_images)
 
     def observe(self, obs: Observation, success: bool = False, language: str | None = None,
                 peak_rss_mb: float | None = None) -> bool:
@@ -97,25 +101,38 @@ class EpisodeDriver:
         self.phase = WAITING
         return False
 
-    def act(self, action: np.ndarray) -> np.ndarray | None:
-        """Take the policy's action for the waiting observation; returns it to send to the env (and sets
-        `render_next`), or None when it is unusable (the episode ends as an error)."""
+    def act(self, action: np.ndarray, reads_next: bool) -> np.ndarray | None:
+        """Take the policy's action for the waiting observation (and whether the policy reads the next
+        observation); returns the action to send to the env (and sets `render_next`), or None when it
+        is unusable (the episode ends as an error)."""
         if not np.all(np.isfinite(action)):
             self.finish(STATUS_ERROR, f"policy output: policy returned non-finite action {action.tolist()}")
             return None
         self.obs = None
         self.phase = STEPPING
-        self.render_next = self._render(self.steps + 1)
+        self.render_next = self._render(reads_next)
         return action
 
     def fail(self, error: str) -> EpisodeRecord:
         """End the episode as an error (simulator error, lost worker, unusable policy output)."""
         return self.finish(STATUS_ERROR, error)
 
+    def abandon(self) -> None:
+        """The episode stops without a record (its worker was lost and it is retried, or the run was
+        interrupted): tell the policy it is over."""
+        self.phase = DONE
+        self._end_policy_episode()
+
+    def _end_policy_episode(self) -> None:
+        if self._policy_started:
+            self._policy_started = False
+            self.policy.end_episode(self.episode)
+
     def finish(self, status: str, error: str | None = None) -> EpisodeRecord:
-        """Build the record (and write the video if this episode is filmed)."""
+        """Build the record (and write the video if this episode is filmed); tell the policy it is over."""
         episode = self.episode
         self.phase = DONE
+        self._end_policy_episode()
         self.record = EpisodeRecord(
             suite=episode.suite,
             task_id=episode.task_id,
@@ -151,15 +168,16 @@ def act_batch(policy: Policy, drivers: Sequence[EpisodeDriver]) -> list[np.ndarr
     observations = [driver.obs for driver in drivers]
     failed: dict[int, tuple[str, bool]] = {}
     try:
-        actions = check_actions(policy.infer(observations), len(drivers))
+        actions, reads_next = check_output(policy.infer(observations), len(drivers), policy.uses_images)
     except PolicyEpisodeErrors as exc:  # only some episodes lost their actions
-        actions, failed = check_actions(exc.actions, len(drivers)), exc.errors
+        actions, reads_next = check_output(exc.actions, len(drivers), policy.uses_images)
+        failed = exc.errors
     except PolicyOutputError as exc:
         for driver in drivers:
             driver.fail(f"policy output: {exc}")
         return [None] * len(drivers)
     results: list[np.ndarray | Lost | None] = []
-    for row, (driver, action) in enumerate(zip(drivers, actions)):
+    for row, (driver, action, reads) in enumerate(zip(drivers, actions, reads_next)):
         if row in failed:
             message, retry = failed[row]
             if retry:
@@ -168,7 +186,7 @@ def act_batch(policy: Policy, drivers: Sequence[EpisodeDriver]) -> list[np.ndarr
                 driver.fail(message)
                 results.append(None)
             continue
-        results.append(driver.act(action))
+        results.append(driver.act(action, reads))
     return results
 
 
@@ -199,5 +217,8 @@ def run_episode(
             done = driver.observe(obs, success)
     except simulator_errors() as exc:
         driver.fail(f"simulator: {describe_exception(exc)}")
+    finally:
+        if driver.record is None:  # interrupted, or an exception that stops the run
+            driver.abandon()
     assert driver.record is not None
     return driver.record

@@ -8,7 +8,6 @@ import dataclasses
 
 from vla_bench.envs.base import EnvSpec
 from vla_bench.episodes import Episode
-from vla_bench.policies.base import Policy
 from vla_bench.specs import Protocol
 
 
@@ -39,8 +38,9 @@ RENDER_MODES = ("lazy", "all", "none")
 class Rendering:
     """Which steps' camera images are rendered.
 
-    "lazy": the steps the policy reads (`Policy.reads_images`) and every step of an episode whose
-    video is recorded; "all": every step; "none": never. Rendering never changes an outcome.
+    "lazy": the steps the policy reads (the first step when it `uses_images`, then what its `infer`
+    said in `PolicyOutput.reads_next`) and every step of an episode whose video is recorded; "all":
+    every step; "none": never. Rendering never changes an outcome.
     """
 
     mode: str = "lazy"
@@ -49,11 +49,12 @@ class Rendering:
         if self.mode not in RENDER_MODES:
             raise ValueError(f"rendering mode {self.mode!r}: expected one of {RENDER_MODES}")
 
-    def needed(self, policy: Policy, episode: Episode, step: int, video: bool = False) -> bool:
-        """Whether the observation at policy step `step` (0 = after start) needs images."""
+    def needed(self, policy_reads: bool, video: bool = False) -> bool:
+        """Whether an observation needs images, given whether the policy reads it and whether the
+        episode is filmed."""
         if self.mode == "none":
             return False
-        return self.mode == "all" or video or policy.reads_images(episode.key, step)
+        return self.mode == "all" or video or policy_reads
 
 
 @dataclasses.dataclass(frozen=True)

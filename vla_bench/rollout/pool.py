@@ -124,6 +124,10 @@ class PoolExecutor:
                 if slot.handle is not None:
                     slot.handle.close(terminate=not clean)
                     slot.handle = None
+            for slot in slots:  # interrupted or stopped by an error: the policy's episodes end here
+                if slot.driver is not None:
+                    slot.driver, driver = None, slot.driver
+                    driver.abandon()
 
     def _assign(self, slot: _Slot) -> None:
         episode, attempt, failed_before = self._pending.popleft()
@@ -208,6 +212,7 @@ class PoolExecutor:
         if driver.attempt <= self.settings.retries:
             self._pending.appendleft((driver.episode, driver.attempt + 1, reasons))
             slot.driver = None
+            driver.abandon()  # the retry starts the episode afresh
             return
         summary = reason if len(reasons) == 1 else f"{reason} (after {len(reasons)} attempts; earlier: {'; '.join(reasons[:-1])})"
         driver.worker_peak_rss_mb = slot.peak_rss_mb

@@ -33,7 +33,7 @@ from vla_bench.envs import EnvFactory, KindFactory
 from vla_bench.envs.base import Env, EnvSpec, Observation
 from vla_bench.episodes import Episode
 from vla_bench.errors import PolicyOutputError, VlaBenchError
-from vla_bench.policies.base import Policy, check_actions
+from vla_bench.policies.base import Policy, check_output
 from vla_bench.results.schema import EpisodeRecord
 from vla_bench.rollout.driver import STARTING, WAITING, EpisodeDriver
 from vla_bench.rollout.episode import EnvOptions, simulator_errors
@@ -137,14 +137,18 @@ class PolicyActor:
     def __init__(self, policy_factory: PolicyFactory) -> None:
         self.policy = policy_factory()
 
-    def reset(self, episode: Episode) -> None:
-        self.policy.reset(episode)
+    def start_episode(self, episode: Episode) -> None:
+        self.policy.start_episode(episode)
 
-    def infer(self, tags: list[tuple[str, int]], *observations: Observation) -> np.ndarray:
-        """Actions for the observations (Ray resolves the references), tagged with episode and step."""
+    def end_episode(self, episode: Episode) -> None:
+        self.policy.end_episode(episode)
+
+    def infer(self, tags: list[tuple[str, int]], *observations: Observation) -> tuple[np.ndarray, list[bool]]:
+        """Actions for the observations (Ray resolves the references), tagged with episode and step, and
+        per row whether the policy reads the next observation (images)."""
         for obs, (episode, step) in zip(observations, tags):
             obs.episode, obs.step = episode, step
-        return check_actions(self.policy.infer(list(observations)), len(observations))
+        return check_output(self.policy.infer(list(observations)), len(observations), self.policy.uses_images)
 
     def close(self) -> None:
         self.policy.close()
@@ -296,7 +300,7 @@ class RayExecutor:
         slot.driver, slot.failed_before = driver, failed_before
         slot.deadline = time.monotonic() + self.settings.start_timeout_s
         render = driver.start()  # the driver's copy of the policy says which steps it reads
-        self._ensure_policy_actor().reset.remote(episode)  # runs before this episode's first infer
+        self._ensure_policy_actor().start_episode.remote(episode)  # runs before this episode's first infer
         spec = self.options.spec(self._protocol, episode)
         slot.ref, slot.obs_ref = slot.actor.start.options(num_returns=2).remote(spec, episode.init_idx, episode.seed, render)
 
@@ -359,7 +363,7 @@ class RayExecutor:
         ref, batch = self._infer
         self._infer = None
         try:
-            actions = ray.get(ref)
+            actions, reads_next = ray.get(ref)
         except ray.exceptions.RayTaskError as exc:
             cause = exc.cause if isinstance(getattr(exc, "cause", None), BaseException) else None
             if isinstance(cause, PolicyOutputError):  # unusable output for the whole batch
@@ -375,10 +379,10 @@ class RayExecutor:
         except ray.exceptions.RayError as exc:  # the policy actor's process or node is gone
             self._policy_lost(f"policy actor died ({type(exc).__name__}: {_first_line(exc)})")
             return
-        for (slot, driver), action in zip(batch, actions):
+        for (slot, driver), action, reads in zip(batch, actions, reads_next):
             if slot.driver is not driver:  # lost meanwhile (and perhaps given another episode)
                 continue
-            action = driver.act(action)
+            action = driver.act(action, reads)
             if action is None:  # unusable (non-finite): the driver recorded the error
                 self._finish(slot)
                 continue
@@ -417,6 +421,8 @@ class RayExecutor:
     def _finish(self, slot: _Slot) -> None:
         """The episode is over (its driver holds the record): hand the record to the run."""
         assert slot.driver is not None and slot.driver.record is not None
+        if self._policy_actor is not None:
+            self._policy_actor.end_episode.remote(slot.driver.episode)  # the actor's copy ends it too
         self._done.append(slot.driver.record)
         slot.driver = None
         slot.ref = slot.obs_ref = None

@@ -42,7 +42,10 @@ class ExpertPolicy(Policy):
     def __init__(self) -> None:
         self._plans: dict[str, EpisodePlan] = {}
 
-    def reset(self, episode: Episode) -> None:
+    def start_episode(self, episode: Episode) -> None:
+        self._plans.pop(episode.key, None)
+
+    def end_episode(self, episode: Episode) -> None:
         self._plans.pop(episode.key, None)
 
     def infer(self, observations: Sequence[Observation]) -> np.ndarray:
