@@ -51,7 +51,7 @@ def run(max_steps: int) -> dict:
         try:
             for init_idx in inits:
                 episode = Episode(suite, task_id, init_idx, protocol.env_seed, max_steps)
-                policy.reset(episode)
+                policy.start_episode(episode)
                 obs = env.start(init_idx, episode.seed)
                 steps, done = [], False
                 for step in range(max_steps):

@@ -85,12 +85,12 @@ def test_action_chunks_and_env_actions_match_upstream(imported, episode):
     predict = policy.predictor.predict
     policy.predictor.predict = lambda observations: chunks.append(predict(observations)[0]) or np.stack(chunks[-1:])
     ep = Episode(meta["suite"], meta["task_id"], meta["init_state"], meta["env_seed"], meta["steps"])
-    policy.reset(ep)
+    policy.start_episode(ep)
     actions = []
     for t in range(meta["steps"]):
         obs = Observation(images={view: frames[view][t] for view in meta["views"]}, state=frames["state"][t],
                           instruction=meta["instruction"], episode=ep.key, step=t)
-        actions.append(policy.infer([obs])[0])
+        actions.append(policy.infer([obs]).actions[0])
     chunks_diff = np.abs(np.stack(chunks) - expected["chunks"]).max()
     assert chunks_diff < TOLERANCE, f"action chunks differ from upstream's by {chunks_diff:.2g}"
     actions = np.stack(actions)
