@@ -37,5 +37,7 @@ def load_all() -> Registry[Command]:
     from vla_bench.commands import checkpoints as _checkpoints  # noqa: F401
     from vla_bench.commands import merge as _merge  # noqa: F401
     from vla_bench.commands import serve as _serve  # noqa: F401
+    from vla_bench.commands import train as _train  # noqa: F401
+    from vla_bench.commands import distill as _distill  # noqa: F401
 
     return COMMANDS

@@ -20,6 +20,7 @@ from torch import nn
 
 from vla_bench.models.base import VlaModel
 from vla_bench.models.checkpoint import ARCHITECTURES, CheckpointConfig, CheckpointError
+from vla_bench.models.encoders import build_vision_encoder
 from vla_bench.models.heads import ActionDecoderMixin, StateEncoderMixin
 from vla_bench.models.perceiver import PerceiverResampler
 from vla_bench.models.tokenizer import TOKENIZER_FILE, load_tokenizer
@@ -110,7 +111,7 @@ class SeerModel(StateEncoderMixin, ActionDecoderMixin, VlaModel):
 
     def __init__(self, config: CheckpointConfig, tokenizer: Any) -> None:
         super().__init__(config)
-        from transformers import CLIPTextConfig, CLIPTextModelWithProjection, ViTConfig, ViTModel
+        from transformers import CLIPTextConfig, CLIPTextModelWithProjection, ViTConfig
         from transformers.models.vit.modeling_vit import ViTLayer
 
         m = {**SEER_DEFAULTS, **config.model}
@@ -128,11 +129,7 @@ class SeerModel(StateEncoderMixin, ActionDecoderMixin, VlaModel):
             raise CheckpointError(f"config.json preprocessing.image.size {config.preprocessing.image.size} differs from the "
                                   f"vision encoder's image_size {self.image_size}")
 
-        vit_config = ViTConfig(hidden_size=vis["hidden_size"], num_hidden_layers=vis["layers"], num_attention_heads=vis["heads"],
-                               intermediate_size=vis["intermediate_size"], image_size=vis["image_size"],
-                               patch_size=vis["patch_size"], layer_norm_eps=1e-6, qkv_bias=True)
-        vit_config._attn_implementation = "sdpa"
-        self.vision_encoder = ViTModel(vit_config, add_pooling_layer=False)
+        self.vision_encoder = build_vision_encoder(vis)  # "vit" (default) or another encoders.VISION_ENCODERS type
         text_config = CLIPTextConfig(vocab_size=txt["vocab_size"], hidden_size=txt["hidden_size"], num_hidden_layers=txt["layers"],
                                      num_attention_heads=txt["heads"], intermediate_size=txt["intermediate_size"],
                                      max_position_embeddings=txt["max_length"], projection_dim=txt["projection_dim"],
