@@ -88,6 +88,11 @@ def _versions() -> dict[str, Any]:
     return {"versions": found, "code": provenance.git_commit(), "host": provenance.host()}
 
 
+def _as_json(config: TrainConfig | DistillConfig) -> dict[str, Any]:
+    """The config as run.json stores it (tuples as lists), so a resume compares like with like."""
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
 def _numel(model: VlaModel, names: list[str]) -> int:
     chosen = set(names)
     return sum(p.numel() for n, p in model.named_parameters() if n in chosen)
@@ -107,7 +112,7 @@ def train_teacher(config: TrainConfig) -> Path:
     objective = O.TeacherObjective(model, _scale(config, train), norm)
     entry = {"kind": "teacher", "init": config.init, "trainable_parameters": _numel(model, trainable)}
     job = Job("teacher", config, model, objective, train, val, norm, {"training": entry})
-    checkpoint = run(job, dataclasses.asdict(config), paths, output, _versions)
+    checkpoint = run(job, _as_json(config), paths, output, _versions)
     _write_training_file(checkpoint, {**entry, "steps": config.steps, "data": list(config.data)})
     return checkpoint
 
@@ -163,7 +168,7 @@ def distill(config: DistillConfig) -> Path:
     entry = {"kind": config.stage, "init": config.init, "init_kind": init_training.get("kind"), "teacher": config.teacher,
              "trainable_prefixes": list(prefixes), "trainable_parameters": _numel(student, trainable)}
     job = Job(config.stage, config, student, objective, train, val, norm, {"training": entry})
-    checkpoint = run(job, dataclasses.asdict(config), paths, output, _versions)
+    checkpoint = run(job, _as_json(config), paths, output, _versions)
     _write_training_file(checkpoint, {**entry, "steps": config.steps, "data": list(config.data)})
     return checkpoint
 
