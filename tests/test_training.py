@@ -81,6 +81,7 @@ def test_split_is_by_init_state_and_noop_filter(demos):
     demo.actions[2] = demo.actions[1]
     demo.actions[2, :6] = 0.0  # a no-op: no arm motion, same gripper as the previous step
     assert len(D.drop_noops(demo)) == len(demo) - 1
+    assert [d.init_idx for d in D.load_datasets([demos], ("agentview",), False, init_states=[1])] == [1]
 
 
 def test_reader_rejects_a_broken_file_naming_field_and_file(demos, tmp_path, capsys):

@@ -48,6 +48,12 @@ def build_tokenizer(spec: dict[str, Any]) -> Any:
 
 def build_from_recipe(recipe_path: Path, out: Path) -> Path:
     """Build a random-weight checkpoint directory `out` from a recipe file."""
+    model_from_recipe(recipe_path).save_pretrained(out)
+    return out
+
+
+def model_from_recipe(recipe_path: Path):
+    """The random-weight model a recipe file describes, in memory (built on torch's default device)."""
     recipe = json.loads(Path(recipe_path).read_text())
     torch.manual_seed(int(recipe.get("seed", 0)))
     tokenizer = build_tokenizer(recipe["tokenizer"])
@@ -80,9 +86,7 @@ def build_from_recipe(recipe_path: Path, out: Path) -> Path:
         protocol=ExpectedProtocol.from_dict(recipe["protocol"]),
         preprocessing=Preprocessing.from_dict(recipe["preprocessing"]) if "preprocessing" in recipe else None,
     )
-    model = ARCHITECTURES.get(config.architecture).build(config, tokenizer=tokenizer, **extra)
-    model.save_pretrained(out)
-    return out
+    return ARCHITECTURES.get(config.architecture).build(config, tokenizer=tokenizer, **extra)
 
 
 def main() -> None:

@@ -38,6 +38,8 @@ class TrainConfig:
     """Parameter-name prefixes kept frozen (e.g. text_encoder vision_encoder, as the released Seer)."""
     noop_filter: bool = False
     """Drop OpenVLA no-op steps from the demonstrations."""
+    init_states: Optional[str] = None
+    """Train only on demos that started from these init states, e.g. 10-29 (evaluate on others)."""
     val_fraction: float = 0.1
     """Fraction of demo groups (task + init state) held out for validation."""
     arm_loss_scaling: bool = True
@@ -87,6 +89,8 @@ class DistillConfig:
     frozen: tuple[str, ...] = ()
     """Prefixes kept frozen among the trainable ones."""
     noop_filter: bool = False
+    init_states: Optional[str] = None
+    """Train only on demos that started from these init states, e.g. 10-29."""
     val_fraction: float = 0.1
     arm_loss_scaling: bool = True
     normalise_state: bool = True
@@ -114,6 +118,10 @@ def check_common(config: TrainConfig | DistillConfig) -> None:
             raise VlaBenchError(f"--{name.replace('_', '-')} must be at least 1")
     if not 0 <= config.val_fraction < 1:
         raise VlaBenchError("--val-fraction must be in [0, 1)")
+    if config.init_states is not None:
+        from vla_bench.episodes import parse_int_list
+
+        parse_int_list(config.init_states, "--init-states")
     if not 0 <= config.warmup < 1:
         raise VlaBenchError("--warmup must be in [0, 1)")
 

@@ -43,6 +43,7 @@ class Demo:
     images: dict[str, np.ndarray]  # view -> (T, H, W, 3) uint8
     state: np.ndarray  # (T, 8) float32
     actions: np.ndarray  # (T, 7) float32
+    init_idx: int | None = None  # the LIBERO init state it started from, when the file records it
 
     def __len__(self) -> int:
         return len(self.actions)
@@ -116,11 +117,12 @@ def read_demos(path: Path, views: Sequence[str]) -> list[Demo]:
             if actions.ndim != 2 or actions.shape[1] != 7:
                 raise DatasetError(f"dataset {path}: {demo.name}/actions has shape {actions.shape}; expected (T, 7)")
             task = _instruction(demo, data, path)
-            if "init_idx" in demo.attrs:
-                group = f"{demo.attrs.get('suite', '')}/{demo.attrs.get('task_id', task)}/{int(demo.attrs['init_idx'])}"
+            init_idx = int(demo.attrs["init_idx"]) if "init_idx" in demo.attrs else None
+            if init_idx is not None:
+                group = f"{demo.attrs.get('suite', '')}/{demo.attrs.get('task_id', task)}/{init_idx}"
             else:
                 group = f"{path.name}/{name}"
-            demos.append(Demo(str(path), name, task, group, images, state.astype(np.float32), actions.astype(np.float32)))
+            demos.append(Demo(str(path), name, task, group, images, state.astype(np.float32), actions.astype(np.float32), init_idx))
     return demos
 
 
@@ -262,8 +264,17 @@ def data_hash(paths: Sequence[Path]) -> str:
     return digest.hexdigest()
 
 
-def load_datasets(paths: Sequence[Path], views: Sequence[str], noop_filter: bool) -> list[Demo]:
+def load_datasets(paths: Sequence[Path], views: Sequence[str], noop_filter: bool, init_states: Sequence[int] | None = None) -> list[Demo]:
+    """Every demo of `paths` (only those that started from `init_states`, when given)."""
     demos = [d for p in paths for d in read_demos(Path(p), views)]
+    if init_states is not None:
+        unknown = sorted({d.file for d in demos if d.init_idx is None})
+        if unknown:
+            raise DatasetError(f"--init-states: dataset {unknown[0]} does not record its demos' init states (demo attribute init_idx)")
+        wanted = set(init_states)
+        demos = [d for d in demos if d.init_idx in wanted]
+        if not demos:
+            raise DatasetError(f"--init-states: no demo started from init states {sorted(wanted)}")
     return [drop_noops(d) for d in demos] if noop_filter else demos
 
 

@@ -60,7 +60,10 @@ def _data(config: TrainConfig | DistillConfig, model: VlaModel) -> tuple[list[Pa
     paths = [Path(p) for p in config.data]
     for warning in D.check_conventions(paths, model.config.protocol.flip_images, model.config.protocol.state):
         LOG.warning("warning: %s", warning)
-    demos = D.load_datasets(paths, model.views, config.noop_filter)
+    from vla_bench.episodes import parse_int_list
+
+    inits = parse_int_list(config.init_states, "--init-states") if config.init_states is not None else None
+    demos = D.load_datasets(paths, model.views, config.noop_filter, inits)
     train, val = D.split_demos(demos, config.val_fraction, config.seed)
     return paths, train, val
 

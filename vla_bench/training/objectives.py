@@ -92,6 +92,19 @@ def fold_state_normalisation(model: VlaModel, mean: np.ndarray, std: np.ndarray)
     return folded
 
 
+def fold_state_dict(state: dict[str, torch.Tensor], mean: np.ndarray, std: np.ndarray) -> dict[str, torch.Tensor]:
+    """`fold_state_normalisation` on a state dict (e.g. one gathered from sharded processes)."""
+    out = dict(state)
+    for layer, dims in (("arm_state_encoder", slice(0, 6)), ("gripper_state_encoder", slice(6, 8))):
+        weight, bias = state[f"{layer}.weight"].float(), state[f"{layer}.bias"].float()
+        m = torch.as_tensor(mean[dims], dtype=torch.float32, device=weight.device)
+        s = torch.as_tensor(std[dims], dtype=torch.float32, device=weight.device)
+        folded = weight / s
+        out[f"{layer}.weight"] = folded.to(state[f"{layer}.weight"].dtype)
+        out[f"{layer}.bias"] = (bias - folded @ m).to(state[f"{layer}.bias"].dtype)
+    return out
+
+
 def unfold_state_normalisation(model: VlaModel, mean: np.ndarray, std: np.ndarray) -> None:
     """In place: a trained `model` reading raw states now reads normalised ones, unchanged outputs."""
     _affine(model, mean, std, fold=False)

@@ -30,7 +30,7 @@ from vla_bench.errors import VlaBenchError
 from vla_bench.models.base import VlaModel
 from vla_bench.training import data as D
 from vla_bench.training.config import config_difference
-from vla_bench.training.objectives import fold_state_normalisation, validation_metrics
+from vla_bench.training.objectives import fold_state_dict, validation_metrics
 
 LOG = logging.getLogger("vla_bench")
 RUN_FILE = "run.json"
@@ -72,14 +72,27 @@ def latest_state(output: Path) -> Path | None:
     return path if (path / TRAINER_FILE).is_file() else None
 
 
-def export(job: Job, output: Path) -> Path:
-    """Write checkpoint/ in the harness format (never half-written: built beside it, then swapped in)."""
-    model = fold_state_normalisation(job.model, *job.norm) if job.norm is not None else job.model
+def export(job: Job, output: Path, state: dict[str, torch.Tensor]) -> Path:
+    """Write checkpoint/ in the harness format from the objective's (gathered) state dict, the state
+    normalisation folded in; never half-written: built beside it, then swapped in."""
+    from safetensors.torch import save_file
+
+    from vla_bench.models.checkpoint import WEIGHTS_NAME, tied_aliases
+
+    prefix = "model."
+    weights = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    if job.norm is not None:
+        weights = fold_state_dict(weights, *job.norm)
+    aliases = tied_aliases(job.model)
+    weights = {k: v.detach().contiguous().cpu() for k, v in weights.items() if k not in aliases}
     final = output / EXPORT_DIR
     tmp = output / (EXPORT_DIR + ".tmp")
     old = output / (EXPORT_DIR + ".old")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
+    tmp.mkdir(parents=True)
+    job.model.config.write(tmp)
+    save_file(weights, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
+    job.model.save_assets(tmp)
     shutil.rmtree(old, ignore_errors=True)
     if final.exists():
         os.replace(final, old)
@@ -207,6 +220,7 @@ def run(job: Job, config_dict: dict[str, Any], data_paths: list[Path], output: P
         if accelerator.is_main_process:
             shutil.rmtree(tmp, ignore_errors=True)
         accelerator.save_state(str(tmp))
+        weights = accelerator.get_state_dict(objective)  # gathered from every process (FSDP / DeepSpeed)
         if accelerator.is_main_process:
             (tmp / TRAINER_FILE).write_text(json.dumps({"step": step, "epoch": epoch, "position": position, "config": config_dict}))
             final = state_root / name
@@ -216,7 +230,7 @@ def run(job: Job, config_dict: dict[str, Any], data_paths: list[Path], output: P
             for old in state_root.iterdir():  # keep the newest complete state only
                 if old.is_dir() and old.name != name:
                     shutil.rmtree(old, ignore_errors=True)
-            export(job, output)
+            export(job, output, weights)
             plot_losses(output / METRICS_FILE, output / "loss.png")
 
     def log(row: dict[str, Any]) -> None:
