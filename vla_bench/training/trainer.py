@@ -247,7 +247,8 @@ def run(job: Job, config_dict: dict[str, Any], data_paths: list[Path], output: P
     samples = 0
     while step < cfg.steps:
         plan = D.batches(dataset, cfg.batch_size, cfg.seed, epoch)
-        plan = plan[rank::world]
+        if world > 1:  # every process gets the same number of batches (DDP/FSDP step together)
+            plan = plan[: max(world, len(plan) - len(plan) % world)][rank::world]
         while position < len(plan) and step < cfg.steps:
             batch = D.collate([dataset[i] for i in plan[position]])
             try:
