@@ -17,7 +17,6 @@ DS_TASKS=${DS_TASKS:-0-2}
 DS_COLLECT_TRIALS=${DS_COLLECT_TRIALS:-30}
 DS_TRAIN_INITS=${DS_TRAIN_INITS:-10-29}
 DS_EVAL_TRIALS=${DS_EVAL_TRIALS:-10}
-DS_IMAGE_SIZE=${DS_IMAGE_SIZE:-64}
 DS_WORKERS=${DS_WORKERS:-2}
 DS_TEACHER_STEPS=${DS_TEACHER_STEPS:-3000}
 DS_ALIGN_STEPS=${DS_ALIGN_STEPS:-600}
@@ -36,8 +35,9 @@ run() { echo "+ vla-bench $*"; "$VLA_BENCH" "$@"; }
 # 1. demonstrations (a file is written only when collection finishes: a killed collection restarts)
 if [[ ! -f "$DATA" ]]; then
   rm -rf "$WORK/collect.hdf5" "$WORK/collect-run"
+  # images stored as rendered (128 px): training resizes them exactly as evaluation does for each model
   run collect --suite "$DS_SUITE" --tasks "$DS_TASKS" --trials "$DS_COLLECT_TRIALS" --protocol vita-vla \
-      --image-size "$DS_IMAGE_SIZE" --workers "$DS_WORKERS" --output "$WORK/collect.hdf5"
+      --workers "$DS_WORKERS" --output "$WORK/collect.hdf5"
   mv "$WORK/collect.hdf5" "$DATA"
 fi
 

@@ -24,7 +24,7 @@ from vla_bench.models.checkpoint import from_pretrained, read_weights
 from vla_bench.policies.vla_models import TorchChunkPredictor
 from vla_bench.training import data as D
 from vla_bench.training import objectives as O
-from vla_bench.training.adapters import run_batch
+from vla_bench.training.adapters import model_images, run_batch
 from vla_bench.training.config import DistillConfig, TrainConfig
 from vla_bench.training.jobs import distill, train_teacher
 
@@ -67,7 +67,7 @@ def test_reader_round_trips_a_collected_file(demos):
             assert demo.group.endswith(f"/{group.attrs['init_idx']}")
     demo = read[0]
     item = D.WindowDataset([demo], history=4, chunk=3)[1]
-    assert item["images"]["agentview"].shape == (4, 64, 64, 3)
+    assert item["images"]["agentview"].shape == (4, 128, 128, 3)  # as rendered (vita-vla: 128 px)
     np.testing.assert_array_equal(item["actions"][0], demo.actions[1:4])  # frame t -> actions t..t+2
     end = D.WindowDataset([demo], history=4, chunk=3)[len(demo) - 4]
     assert end["valid"][-1].tolist() == [True, False, False]  # past the demo's end: masked
@@ -141,7 +141,8 @@ def test_exported_checkpoint_acts_as_trained_through_the_eval_path(runs, demos):
         predictor = TorchChunkPredictor(exported, image_size=64)
         predictor.episodes.reset("e")
         for t in range(batch["state"].shape[1]):
-            obs = Observation({v: demo.images[v][t] for v in exported.views}, demo.state[t].astype(np.float64), demo.task, "e", t)
+            images = {v: model_images(exported, demo.images[v][t : t + 1])[0] for v in exported.views}  # what the env hands over
+            obs = Observation(images, demo.state[t].astype(np.float64), demo.task, "e", t)
             chunk = predictor.predict([obs])[0]
             np.testing.assert_allclose(chunk[:, :6], out.arm[0, t].numpy(), atol=1e-5)
             np.testing.assert_allclose(chunk[:, 6], out.gripper[0, t, :, 0].numpy(), atol=1e-5)

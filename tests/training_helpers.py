@@ -39,8 +39,9 @@ def scripted_episode(env: FakeEnv, init_idx: int, max_steps: int = 40) -> tuple[
     return buffer, success
 
 
-def write_fake_demos(path: Path, tasks: Sequence[int] = (0,), inits: Sequence[int] = (0, 1), image_size: int = 64) -> Path:
-    """A collect-layout HDF5 of successful scripted fake-env episodes (protocol vita-vla)."""
+def write_fake_demos(path: Path, tasks: Sequence[int] = (0,), inits: Sequence[int] = (0, 1), image_size: int | None = None) -> Path:
+    """A collect-layout HDF5 of successful scripted fake-env episodes (protocol vita-vla; images as
+    rendered unless `image_size`)."""
     protocol = protocols().get("vita-vla")
     writer = DemoWriter(path, protocol, "scripted-fake")
     for task in tasks:

@@ -26,6 +26,18 @@ from vla_bench.training.data import model_state
 ImageTransform = Callable[[Sequence[np.ndarray], torch.device, torch.dtype], torch.Tensor]
 
 
+def model_images(model: VlaModel, images: np.ndarray) -> list[np.ndarray]:
+    """Stored frames (N, H, W, 3), as rendered) as evaluation hands them to `model`: unchanged when the
+    model's own transform resizes (`transform_resizes`), else through the env's resizer to the
+    checkpoint's image size (what `load_model_policy` asks the env for)."""
+    if getattr(model, "transform_resizes", False):
+        return list(images)
+    from vla_bench.envs.obs import resize_image
+
+    size = int(model.config.protocol.image_size)
+    return [resize_image(np.ascontiguousarray(image), size) for image in images]
+
+
 def observation_transform(model: VlaModel) -> ImageTransform:
     """The image transform the checkpoint config declares (its image size and normalisation), as
     evaluation applies it: HxWx3 uint8 images -> (N, 3, S, S)."""
@@ -79,7 +91,7 @@ def teacher_outputs(model: VlaModel, batch: dict[str, Any], norm: Any = None, fo
     b, t = batch["state"].shape[:2]
 
     def view(images: np.ndarray) -> torch.Tensor:
-        x = transform(list(images.reshape(-1, *images.shape[2:])), device, dtype)
+        x = transform(model_images(model, images.reshape(-1, *images.shape[2:])), device, dtype)
         return x.view(b, t, *x.shape[1:])
 
     captured: list[torch.Tensor] = []
@@ -101,8 +113,9 @@ def teacher_outputs(model: VlaModel, batch: dict[str, Any], norm: Any = None, fo
 def student_outputs(model: VlaModel, batch: dict[str, Any], norm: Any = None, foresight: bool = False) -> Outputs:
     b, t = batch["state"].shape[:2]
     state = batch_state(model, batch, norm)
+    images = {v: model_images(model, batch["images"][v].reshape(-1, *batch["images"][v].shape[2:])) for v in model.views}
     observations = [
-        Observation(images={v: batch["images"][v][i, j] for v in model.views}, state=state[i, j], instruction=batch["instruction"][i])
+        Observation(images={v: images[v][i * t + j] for v in model.views}, state=state[i, j], instruction=batch["instruction"][i])
         for i in range(b)
         for j in range(t)
     ]

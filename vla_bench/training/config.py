@@ -18,8 +18,9 @@ class TrainConfig:
     """HDF5 demonstration files (`vla-bench collect` output or official LIBERO files)."""
     output: str
     """Run folder: checkpoint/ (harness format), state/ (resumable), metrics.jsonl, loss.png, run.json."""
-    init: str = "vla_bench/training/recipes/small-teacher.json"
-    """Model to start from: a recipe .json (random weights, built here) or a checkpoint directory."""
+    init: str = "small-teacher.json"
+    """Model to start from: a recipe .json (a path, or a name in vla_bench/training/recipes/; random
+    weights, built here) or a checkpoint directory."""
     steps: int = 1000
     """Optimizer steps."""
     batch_size: int = 8
@@ -72,33 +73,47 @@ class DistillConfig:
     """HDF5 demonstration files."""
     output: str
     """Run folder (as for `train`)."""
-    init: str = "vla_bench/training/recipes/small-student.json"
+    init: str = "small-student.json"
     """Student to start from: a recipe .json, a base checkpoint, or (finetune) the stage-1 checkpoint/."""
     teacher: Optional[str] = None
     """Trained teacher checkpoint directory (align: required; finetune from a recipe: its decoder is copied)."""
     steps: int = 1000
+    """Optimizer steps."""
     batch_size: int = 4
+    """Windows per micro-batch (per process)."""
     grad_accum: int = 1
+    """Micro-batches per optimizer step."""
     lr: float = 1e-4
     weight_decay: float = 1e-4
     warmup: float = 0.1
+    """Fraction of the steps with linear warm-up; cosine decay after."""
     mixed_precision: str = "no"
+    """no | bf16 | fp16 (accelerate)."""
     cpu: bool = False
+    """Force the CPU even when a GPU is present."""
     trainable: Optional[tuple[str, ...]] = None
     """Parameter-name prefixes to train (default: the stage's parts, DESIGN §6)."""
     frozen: tuple[str, ...] = ()
     """Prefixes kept frozen among the trainable ones."""
     noop_filter: bool = False
+    """Drop OpenVLA no-op steps from the demonstrations."""
     init_states: Optional[str] = None
     """Train only on demos that started from these init states, e.g. 10-29."""
     val_fraction: float = 0.1
+    """Fraction of demo groups (task + init state) held out for validation."""
     arm_loss_scaling: bool = True
+    """Scale the arm loss per dimension by 1/std (normalised to mean 1); finetune only."""
     normalise_state: bool = True
+    """Train on standardised states; folded into the state encoder at export."""
     save_every: int = 200
+    """Optimizer steps between resumable checkpoints (and exports of checkpoint/)."""
     log_every: int = 10
+    """Optimizer steps between metrics.jsonl lines."""
     seed: int = 0
     resume: bool = False
+    """Continue from the latest resumable checkpoint in --output (same config required)."""
     progress: bool = True
+    """Show a progress bar."""
     interrupt_after: Optional[int] = None
     """Testing aid: stop hard (exit 137) after this many optimizer steps."""
 
