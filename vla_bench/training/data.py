@@ -197,6 +197,7 @@ class WindowDataset:
             "future": {v: x[future] for v, x in demo.images.items()},
             "state": demo.state[frames],
             "command": self.commands[w.demo][frames],
+            "last_command": np.concatenate([[np.nan], demo.actions[:-1, 6]])[frames],  # NaN: no action yet
             "actions": actions,
             "valid": valid,
             "instruction": demo.task,
@@ -211,6 +212,7 @@ def collate(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "future": {v: np.stack([it["future"][v] for it in items]) for v in views},
         "state": np.stack([it["state"] for it in items]),
         "command": np.stack([it["command"] for it in items]),
+        "last_command": np.stack([it["last_command"] for it in items]),
         "actions": np.stack([it["actions"] for it in items]),
         "valid": np.stack([it["valid"] for it in items]),
         "instruction": [it["instruction"] for it in items],
