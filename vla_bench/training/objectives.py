@@ -31,7 +31,8 @@ DECODER = ("action_decoder", "arm_action_decoder", "gripper_action_decoder")
 def language_model_prefix(student: VlaModel) -> str:
     """The parameter-name prefix of the student's language model (found by identity, so it follows
     whatever VLM class the student wraps)."""
-    decoder = student.vlm.get_decoder()
+    vlm = student.vlm
+    decoder = vlm.language_model if hasattr(vlm, "language_model") else vlm.get_decoder()
     for name, module in student.named_modules():
         if module is decoder:
             return name
