@@ -142,14 +142,6 @@ def drop_noops(demo: Demo) -> Demo:
     )
 
 
-def command_gripper_state(actions: np.ndarray) -> np.ndarray:
-    """The gripper entries a "command" model reads (as evaluation fills them): one-hot of the previous
-    executed gripper command, [1, 0] open and [0, 1] closed; open before the first action."""
-    previous = np.concatenate([[-1.0], actions[:-1, 6]])
-    closed = previous >= 1.0
-    return np.stack([~closed, closed], axis=1).astype(np.float32)
-
-
 def split_demos(demos: Sequence[Demo], val_fraction: float, seed: int) -> tuple[list[Demo], list[Demo]]:
     """Split by group (task + init state): no validation group is trained on. At least one group is
     kept for training; validation is empty when val_fraction is 0."""
@@ -175,7 +167,6 @@ class WindowDataset:
         self.demos = list(demos)
         self.history = history
         self.chunk = chunk
-        self.commands = [command_gripper_state(d.actions) for d in self.demos]
         self.windows = [
             Window(i, s) for i, d in enumerate(self.demos) for s in range(max(1, len(d) - history + 1))
         ]
@@ -196,7 +187,6 @@ class WindowDataset:
             "images": {v: x[frames] for v, x in demo.images.items()},
             "future": {v: x[future] for v, x in demo.images.items()},
             "state": demo.state[frames],
-            "command": self.commands[w.demo][frames],
             "last_command": np.concatenate([[np.nan], demo.actions[:-1, 6]])[frames],  # NaN: no action yet
             "actions": actions,
             "valid": valid,
@@ -211,7 +201,6 @@ def collate(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "images": {v: np.stack([it["images"][v] for it in items]) for v in views},
         "future": {v: np.stack([it["future"][v] for it in items]) for v in views},
         "state": np.stack([it["state"] for it in items]),
-        "command": np.stack([it["command"] for it in items]),
         "last_command": np.stack([it["last_command"] for it in items]),
         "actions": np.stack([it["actions"] for it in items]),
         "valid": np.stack([it["valid"] for it in items]),
@@ -234,19 +223,6 @@ def batches(dataset: WindowDataset, batch_size: int, seed: int, epoch: int, shuf
     if shuffle:
         out = [out[i] for i in np.random.default_rng([seed, epoch, 1]).permutation(len(out))]
     return out
-
-
-def model_state(state: np.ndarray, command: np.ndarray, gripper_state: str) -> np.ndarray:
-    """The 8-D state a model reads: the gripper entries per its `gripper_state` ("qpos" or "command")."""
-    if gripper_state == "command":
-        return np.concatenate([state[..., :6], command], axis=-1)
-    return state
-
-
-def state_statistics(demos: Sequence[Demo], gripper_state: str) -> tuple[np.ndarray, np.ndarray]:
-    """Per-dimension mean and std of a model's state over the training demos (std floored)."""
-    states = np.concatenate([model_state(d.state, command_gripper_state(d.actions), gripper_state) for d in demos])
-    return states.mean(axis=0), np.maximum(states.std(axis=0), 1e-3)
 
 
 def arm_scale(demos: Sequence[Demo]) -> np.ndarray:

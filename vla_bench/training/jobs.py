@@ -15,6 +15,7 @@ from vla_bench.errors import VlaBenchError
 from vla_bench.models.base import VlaModel
 from vla_bench.training import data as D
 from vla_bench.training import objectives as O
+from vla_bench.training.adapters import state_statistics
 from vla_bench.training.config import DistillConfig, TrainConfig
 from vla_bench.training.trainer import EXPORT_DIR, Job, run
 
@@ -75,7 +76,7 @@ def _scale(config: TrainConfig | DistillConfig, demos: list[D.Demo]) -> np.ndarr
 def _norm(config: TrainConfig | DistillConfig, model: VlaModel, demos: list[D.Demo], trained: bool) -> tuple[np.ndarray, np.ndarray] | None:
     if not config.normalise_state:
         return None
-    norm = D.state_statistics(demos, model.gripper_state)
+    norm = state_statistics(model, demos)
     if trained:  # the loaded weights read raw states: make them read standardised ones, same outputs
         O.unfold_state_normalisation(model, *norm)
     return norm
