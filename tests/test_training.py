@@ -139,7 +139,7 @@ def test_exported_checkpoint_acts_as_trained_through_the_eval_path(runs, demos):
         with torch.no_grad():
             out = run_batch(trained, batch, norm)
         predictor = TorchChunkPredictor(exported, image_size=64)
-        predictor.episodes.reset("e")
+        predictor.episodes.start("e")
         for t in range(batch["state"].shape[1]):
             images = {v: model_images(exported, demo.images[v][t : t + 1])[0] for v in exported.views}  # what the env hands over
             obs = Observation(images, demo.state[t].astype(np.float64), demo.task, "e", t)
