@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from vla_bench.config import EvalConfig
-from vla_bench.envs import EnvFactory, KindFactory
+from vla_bench.envs import EnvFactory, KindFactory, env_kind
 from vla_bench.envs.base import EPISODE_START
 from vla_bench.episodes import Episode, RunPlan, make_plan
 from vla_bench.errors import VlaBenchError
@@ -72,7 +72,7 @@ def run_info(config: EvalConfig, plan: RunPlan, policy: Policy, render: bool) ->
         "episode_start": EPISODE_START,
         "rendering": render,
         "image_size": policy.image_size or plan.protocol.model_image_size,
-        "renderer": provenance.renderer() if config.env == "libero" else None,
+        "renderer": env_kind(config.env).renderer(),
         "versions": provenance.versions(),
         "git": provenance.git_commit(),
         "host": provenance.host(),
@@ -142,15 +142,9 @@ def evaluate(
     if config.retry_errors and not config.resume:
         raise VlaBenchError("--retry-errors re-runs the error episodes of an existing run: use it with --resume")
     workers = resolve_workers(config)
-    if config.env == "libero":
-        from vla_bench.envs.libero_setup import ensure_ready
-
-        ensure_ready()  # fail before creating the run folder if LIBERO is not usable
-        if any(s.robust for s in plan.suites):
-            from vla_bench.envs.robust_setup import check_episodes, set_assets_dir
-
-            set_assets_dir(config.assets)
-            check_episodes(plan.suites, episodes)  # the packages and every file the chosen variants need
+    kind = env_kind(config.env)
+    if kind.prepare is not None:
+        kind.prepare(plan.suites, episodes, config.assets)  # before the run folder exists
     context = PolicyContext(
         protocol=plan.protocol,
         checkpoint=None if config.checkpoint is None else Path(config.checkpoint),

@@ -11,6 +11,14 @@ from vla_bench.specs import Protocol
 
 ACTION_DIM = 7
 
+
+class SimulatorError(RuntimeError):
+    """A simulator failed (not the task): the episode is an `error`, retried, never a failure.
+
+    Env kinds raise it (or subclasses) for their own failures; a kind's native simulator exceptions
+    are named in its `EnvKind.error_classes`.
+    """
+
 # How every episode's scene is set up, recorded in run.json: like the first episode of a freshly built
 # env seeded with the episode's seed, whatever its env ran before (LIBERO's own loop places fixtures
 # differently from the second episode of an env on; see LiberoEnv._forget_stale_samplers).

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from vla_bench.envs.base import EnvSpec, Observation, check_action
+from vla_bench.envs.base import EnvSpec, Observation, SimulatorError, check_action
 from vla_bench.errors import VlaBenchError
 
 
-class FakeSimulatorError(RuntimeError):
+class FakeSimulatorError(SimulatorError):
     """Raised by a fake env configured to crash, standing in for a MuJoCo error."""
 
 

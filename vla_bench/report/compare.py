@@ -144,7 +144,7 @@ def _against_baselines(runs: Sequence[LoadedRun], baselines: Sequence[Baseline])
                 f"run {run.label} deviates from protocol {run.protocol_name} ({'; '.join(parts)}): "
                 "its rates are not comparable to published numbers"
             )
-        if run.info.get("env") != "libero":
+        if not _libero_results(run.info.get("env")):
             warnings.append(f"run {run.label} ran on env {show(run.info.get('env'))}, not LIBERO: its rates are not LIBERO results")
     return warnings
 
@@ -157,3 +157,10 @@ def comparability_warnings(runs: Sequence[LoadedRun], baselines: Sequence[Baseli
     if baselines:
         warnings += _against_baselines(runs, baselines)
     return warnings
+
+
+def _libero_results(kind: object) -> bool:
+    """Whether a run's env kind gives LIBERO results (an unknown or missing kind does not)."""
+    from vla_bench.envs import ENV_KINDS
+
+    return isinstance(kind, str) and kind in ENV_KINDS and ENV_KINDS.get(kind).libero_results

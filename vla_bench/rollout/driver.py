@@ -29,7 +29,8 @@ from vla_bench.episodes import Episode
 from vla_bench.errors import PolicyEpisodeErrors, PolicyOutputError
 from vla_bench.policies.base import Policy, check_output
 from vla_bench.results.schema import STATUS_ERROR, STATUS_OK, EpisodeRecord
-from vla_bench.rollout.episode import Rendering, simulator_errors
+from vla_bench.envs import simulator_errors
+from vla_bench.rollout.episode import Rendering
 from vla_bench.rollout.video import VideoRecorder
 
 STARTING, WAITING, STEPPING, DONE = "starting", "waiting", "stepping", "done"

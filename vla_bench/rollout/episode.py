@@ -1,6 +1,6 @@
 """What an executor needs to know about envs: how each episode's env is built (`EnvOptions`), which
-steps are rendered (`Rendering`), and which exceptions are simulator errors. The episode itself is
-driven by `vla_bench.rollout.driver`."""
+steps are rendered (`Rendering`). Which exceptions are simulator errors is the env kind's business
+(`vla_bench.envs.simulator_errors`). The episode itself is driven by `vla_bench.rollout.driver`."""
 
 from __future__ import annotations
 
@@ -9,26 +9,6 @@ import dataclasses
 from vla_bench.envs.base import EnvSpec
 from vla_bench.episodes import Episode
 from vla_bench.specs import Protocol
-
-
-def simulator_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions that mean the simulator failed (an episode error, not a task failure)."""
-    from vla_bench.envs.fake import FakeSimulatorError
-
-    errors: list[type[BaseException]] = [FakeSimulatorError]
-    try:
-        import mujoco
-
-        errors.append(mujoco.FatalError)
-    except ImportError:
-        pass
-    try:
-        from robosuite.utils.errors import robosuiteError  # robosuite's base class (lower-case r)
-
-        errors.append(robosuiteError)
-    except ImportError:
-        pass
-    return tuple(errors)
 
 
 RENDER_MODES = ("lazy", "all", "none")

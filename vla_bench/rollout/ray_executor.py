@@ -36,7 +36,8 @@ from vla_bench.errors import PolicyOutputError, VlaBenchError
 from vla_bench.policies.base import Policy, check_output
 from vla_bench.results.schema import EpisodeRecord
 from vla_bench.rollout.driver import STARTING, WAITING, EpisodeDriver
-from vla_bench.rollout.episode import EnvOptions, simulator_errors
+from vla_bench.envs import simulator_errors
+from vla_bench.rollout.episode import EnvOptions
 from vla_bench.rollout.executor import EXECUTORS, ExecutorSetup
 from vla_bench.rollout.pool import WorkerError
 from vla_bench.rollout.resources import per_worker_gb

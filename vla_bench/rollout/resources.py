@@ -6,9 +6,6 @@ import os
 
 from vla_bench.errors import VlaBenchError
 
-# Peak RSS of one env worker process: 1.80 GB for a LIBERO env with rendering (bench/env_memory.py,
-# bench/results/env-memory-2026-11-30-vm-after.md), rounded up; the fake env is tiny.
-GB_PER_WORKER = {"libero": 1.9, "fake": 0.2}
 GB = 1e9
 
 
@@ -19,7 +16,10 @@ def available_gb() -> float:
 
 
 def per_worker_gb(env_kind: str) -> float:
-    return GB_PER_WORKER.get(env_kind, GB_PER_WORKER["libero"])
+    """Peak memory of one worker process of this env kind (its registered estimate)."""
+    from vla_bench.envs import env_kind as lookup
+
+    return lookup(env_kind).gb_per_worker
 
 
 def default_workers(env_kind: str) -> int:

@@ -13,9 +13,7 @@ Every wait on a reply has a deadline, and `WorkerHandle.close` always leaves no 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import io
 import multiprocessing
 import multiprocessing.connection
 import resource
@@ -90,12 +88,10 @@ def worker_main(conn: multiprocessing.connection.Connection, env_factory: EnvFac
 
 
 def _is_simulator_error(exc: BaseException) -> bool:
-    """Classify lazily: importing robosuite for its error classes is slow and prints banners."""
-    from vla_bench.rollout.episode import simulator_errors
+    """Whether `exc` is a registered env kind's simulator failing (never imports a simulator)."""
+    from vla_bench.envs import simulator_errors
 
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        expected = simulator_errors()
-    return isinstance(exc, expected)
+    return isinstance(exc, simulator_errors())
 
 
 def _failure(kind: str, exc: BaseException) -> WorkerFailure:
