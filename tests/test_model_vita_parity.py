@@ -125,7 +125,7 @@ def test_bad_inputs(tmp_path, capsys):
     (tmp_path / "run" / "global_step10").mkdir(parents=True)
     torch.save({"module": {}}, tmp_path / "run" / "global_step10" / "mp_rank_00_model_states.pt")
     _fail(capsys, import_args(tmp_path / "run", Path(out)),
-          f"is a folder (a DeepSpeed checkpoint or run folder?); pass the weights file inside it: {tmp_path}/run/global_step10/mp_rank_00_model_states.pt")
+          f"is a DeepSpeed checkpoint folder; pass the model file inside it: {tmp_path}/run/global_step10/mp_rank_00_model_states.pt")
     # keys of a newer upstream layout
     state = torch.load(FIXTURES / "vita_vla.pth", weights_only=True)
     state["model_state_dict"]["module.model.vlm.model.vision_resampler.weight"] = torch.ones(16)

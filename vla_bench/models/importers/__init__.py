@@ -113,13 +113,14 @@ def read_pth(path: Path, trust_pickle: bool = False) -> dict[str, torch.Tensor]:
     except pickle.UnpicklingError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{path}: holds objects other than tensors ({first}); pass --trust-pickle if you trust its source") from None
-    except (RuntimeError, EOFError) as exc:
+    except (RuntimeError, EOFError, ValueError) as exc:
         raise CheckpointError(f"{path}: not a torch checkpoint ({str(exc).splitlines()[0]})") from None
-    if isinstance(data, Mapping) and "model_state_dict" in data:
-        data = data["model_state_dict"]
-    elif isinstance(data, Mapping) and isinstance(data.get("module"), Mapping):  # DeepSpeed's model file
-        data = data["module"]
-    if not isinstance(data, Mapping) or not all(isinstance(v, torch.Tensor) for v in data.values()):
+    if isinstance(data, Mapping):  # training saves, DeepSpeed's model file, plain state_dict wrappers
+        for wrapper in ("model_state_dict", "module", "state_dict"):
+            if isinstance(data.get(wrapper), Mapping):
+                data = data[wrapper]
+                break
+    if not isinstance(data, Mapping) or not data or not all(isinstance(v, torch.Tensor) for v in data.values()):
         raise CheckpointError(f"{path}: expected a state dict (or a dict with 'model_state_dict') of tensors")
     return {k.removeprefix("module."): v for k, v in data.items()}
 

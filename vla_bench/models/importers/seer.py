@@ -27,7 +27,6 @@ import torch
 
 import dataclasses
 
-import numpy as np
 
 from vla_bench.models.checkpoint import CheckpointConfig, CheckpointError, load_weights
 from vla_bench.models.importers import IMPORTERS, ImportReport, ImportRequest, looks_like, read_pth, to_float32

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import pickle
 import re
 from pathlib import Path
 from typing import Any, Mapping
@@ -47,7 +46,7 @@ from typing import Any, Mapping
 import torch
 
 from vla_bench.models.checkpoint import CheckpointConfig, CheckpointError, check_state_dict, load_weights
-from vla_bench.models.importers import IMPORTERS, ImportReport, ImportRequest, read_pth
+from vla_bench.models.importers import IMPORTERS, ImportReport, ImportRequest, read_pth, to_float32
 
 VISION = "model.vision_tower.vision_tower."
 BASE_DROPPED = ("lm_head.", "model.audio_encoder.")
@@ -147,58 +146,17 @@ def convert_vita_vla(state: Mapping[str, torch.Tensor]) -> Converted:
 # -- reading the files ---------------------------------------------------------------------------
 
 
-def _to_float32(state: dict[str, torch.Tensor], converted: dict[str, int]) -> dict[str, torch.Tensor]:
-    """Floating tensors of another precision -> float32, counting each source dtype in `converted`."""
-    out = {}
-    for key, value in state.items():
-        if value.is_floating_point() and value.dtype != torch.float32:
-            name = str(value.dtype).removeprefix("torch.")
-            converted[name] = converted.get(name, 0) + 1
-            value = value.float()
-        out[key] = value
-    return out
-
-
-def _deepspeed_hint(folder: Path) -> str:
-    """What to pass instead of a folder: the weight files inside it."""
-    files = sorted(folder.rglob("mp_rank_*_model_states.pt")) or sorted(folder.glob("*.pth")) or sorted(folder.rglob("*.pth"))
-    if not files:
-        return "it holds no .pth or mp_rank_00_model_states.pt file"
-    shown = ", ".join(str(f) for f in files[:3]) + (f" (+{len(files) - 3} more)" if len(files) > 3 else "")
-    return f"pass the weights file inside it: {shown}"
-
-
 SEER_MARKERS = ("transformer_backbone.", "perceiver_resampler.", "vision_encoder.", "clip_model.")
 
 
 def read_trainable(path: Path, trust_pickle: bool = False) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
     """The VITA-VLA `.pth`'s state dict (`module.` stripped) in float32, and how many tensors of
     each other dtype were converted."""
-    path = Path(path)
-    if path.is_dir():
-        raise CheckpointError(f"--source {path} is a folder (a DeepSpeed checkpoint or run folder?); {_deepspeed_hint(path)}")
-    if not path.is_file():
-        raise CheckpointError(f"--source {path}: no such file")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=not trust_pickle)
-    except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: holds objects other than tensors ({first}); pass --trust-pickle if you trust its source") from None
-    except (RuntimeError, EOFError, ValueError) as exc:
-        raise CheckpointError(f"{path}: not a torch checkpoint ({str(exc).splitlines()[0]})") from None
-    if isinstance(data, Mapping):
-        for wrapper in ("model_state_dict", "module", "state_dict"):
-            if wrapper in data and isinstance(data[wrapper], Mapping):
-                data = data[wrapper]
-                break
-    if not isinstance(data, Mapping) or not data or not all(isinstance(v, torch.Tensor) for v in data.values()):
-        raise CheckpointError(f"{path}: expected a dict with 'model_state_dict' (or a state dict) of tensors")
-    state = {k.removeprefix("module."): v for k, v in data.items()}
+    state = read_pth(path, trust_pickle)
     if not any(k.startswith(("model.", "seer.")) for k in state) and any(k.startswith(SEER_MARKERS) for k in state):
         found = sorted({k.split(".")[0] for k in state if k.startswith(SEER_MARKERS)})
         raise CheckpointError(f"{path} is a Seer checkpoint ({', '.join(found)}), not a VITA-VLA one; import it with --kind seer")
-    converted: dict[str, int] = {}
-    return _to_float32(state, converted), converted
+    return to_float32(state)
 
 
 def _base_weights(folder: Path) -> dict[str, torch.Tensor]:
@@ -240,7 +198,7 @@ def read_base_vlm(folder: Path, config: CheckpointConfig) -> tuple[Converted, An
     if differ:
         raise CheckpointError(f"--base-vlm {folder} does not have the sizes in --config: {'; '.join(differ)}")
     converted: dict[str, int] = {}
-    state = _to_float32(_base_weights(folder), converted)
+    state, converted = to_float32(_base_weights(folder))
     if not any(k.startswith(VISION) for k in state):
         raise CheckpointError(f"--base-vlm {folder}: no vision tower weights ({VISION}*); VITA-1.5's own save includes them")
     tokenizer = load_tokenizer(folder)
