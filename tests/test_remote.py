@@ -278,3 +278,22 @@ def test_server_episodes_start_per_connection_or_on_episode_start(tmp_path):
         np.testing.assert_array_equal(second.infer(libero_request(rng), 5)["actions"][0], recorded[0])
         np.testing.assert_array_equal(first.infer(libero_request(rng), 5)["actions"][0], recorded[1])
         first.close(), second.close()
+
+
+def test_resume_identity_is_the_servers_metadata_and_model_name(tmp_path):
+    from vla_bench.errors import VlaBenchError
+
+    ok = {"actions": np.tile(np.array([0, 0, 0, 0, 0, 0, -1.0]), (5, 1))}
+    with scripted_server(lambda c, n, r: ok, metadata={"model": "a"}) as url:
+        first = remote_config(tmp_path, url, trials=2, max_steps=4)
+        first = EvalConfig(**{**first.__dict__, "remote": RemoteOptions(server=url, model_name="pi05 30k")})
+        evaluate(first)
+        more = EvalConfig(**{**first.__dict__, "resume": True})
+        with pytest.raises(VlaBenchError, match="model_identity"):
+            evaluate(EvalConfig(**{**more.__dict__, "remote": RemoteOptions(server=url, model_name="pi05 20k")}))
+    with scripted_server(lambda c, n, r: ok, metadata={"model": "b"}) as url:
+        with pytest.raises(VlaBenchError, match="model_identity"):
+            evaluate(EvalConfig(**{**more.__dict__, "remote": RemoteOptions(server=url, model_name="pi05 30k")}))
+    with scripted_server(lambda c, n, r: ok, metadata={"model": "a"}) as other_port:
+        result = evaluate(EvalConfig(**{**more.__dict__, "remote": RemoteOptions(server=other_port, model_name="pi05 30k")}))
+    assert len(records(result.run_dir)) == 2
