@@ -174,6 +174,24 @@ def test_chunks_are_executed_per_replan_and_render_only_query_steps(tmp_path):
     assert run["policy"]["model"]["model_name"] == "m" and run["image_size"] == 256
 
 
+def test_remote_policy_pickles_for_executors_that_ship_it(tmp_path):
+    import pickle
+
+    from vla_bench.episodes import Episode
+    from vla_bench.envs.base import Observation
+    from vla_bench.policies.remote import RemotePolicy
+
+    reply = {"actions": np.tile(np.array([0.5, 0, 0, 0, 0, 0, -1.0]), (2, 1))}
+    with scripted_server(lambda c, n, r: reply) as url:
+        policy = RemotePolicy(RemoteOptions(server=url), protocols().get("openvla"))
+        copy = pickle.loads(pickle.dumps(policy))
+        copy.reset(Episode("libero_object", 0, 0, 0, 10))
+        images = {c: np.zeros((256, 256, 3), np.uint8) for c in ("agentview", "robot0_eye_in_hand")}
+        obs = Observation(images=images, state=np.zeros(8), instruction="x", episode="libero_object/0/0")
+        assert copy.infer([obs])[0, 0] == 0.5 and not copy.reads_images("libero_object/0/0", 1)
+        copy.close(), policy.close()
+
+
 # -- bad input -------------------------------------------------------------------------------------
 
 

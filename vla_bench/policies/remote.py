@@ -96,6 +96,16 @@ class RemotePolicy(Policy):
         self.requests = 0
         self.request_s = 0.0
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Picklable (the Ray executor ships the policy to an actor): connections and threads are remade there.
+        state = dict(self.__dict__)
+        state["_links"], state["_threads"] = {}, None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._threads = concurrent.futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="remote-policy")
+
     # -- episodes --------------------------------------------------------------------------------
 
     def start_episode(self, episode: Episode) -> None:
