@@ -181,7 +181,8 @@ def test_shards_of_a_sample_join_to_the_sample(tmp_path):
 def test_missing_assets_are_named_and_an_assets_folder_supplies_them(tmp_path, monkeypatch):
     from vla_bench.envs.robust_setup import ASSETS_ENV, assets_dir, check_episodes, set_assets_dir
 
-    monkeypatch.delenv(ASSETS_ENV, raising=False)
+    monkeypatch.setenv(ASSETS_ENV, "unset")  # records the variable's state, so set_assets_dir's change is undone
+    monkeypatch.delenv(ASSETS_ENV)
     plan = make_plan(suite="libero_plus", protocol=None, variants="light,libero_goal", limit=2)
     with pytest.raises(VlaBenchError, match=r"libero_plus: 2 of the 2 chosen variants need files missing under .*scenes/lights/.*assets\.zip.*--assets DIR"):
         check_episodes(plan.suites, plan.episodes())
