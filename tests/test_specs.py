@@ -35,3 +35,13 @@ def test_registry_suggests_closest_name():
         registry.get("alpah")
     with pytest.raises(ValueError):
         registry.add("alpha", 3)
+
+
+def test_an_older_runs_protocol_reads_with_the_defaults_of_fields_added_since():
+    """run.json files written before `robustness` existed must still compare equal (gate, report)."""
+    from vla_bench.specs import recorded_protocol
+
+    current = protocols().get("openvla").to_dict()
+    older = {k: v for k, v in current.items() if k != "robustness"}
+    assert recorded_protocol(older) == current
+    assert recorded_protocol({**older, "robustness": True})["robustness"] is True

@@ -130,7 +130,7 @@ def side_from_json(path: Path) -> GateSide:
         suites[suite] = SuiteCounts(successes, ok, errors, None if episodes is None else frozenset(episodes))
     protocol = data.get("protocol")
     if isinstance(protocol, dict):
-        protocol = {k: v for k, v in protocol.items() if k not in PROTOCOL_DOC_FIELDS}
+        protocol = {k: v for k, v in specs.recorded_protocol(protocol).items() if k not in PROTOCOL_DOC_FIELDS}
     elif protocol is not None and not isinstance(protocol, str):
         raise VlaBenchError(f"{path}: protocol must be a preset name or an object of constants")
     return GateSide(

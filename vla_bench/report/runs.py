@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from vla_bench.errors import VlaBenchError
+from vla_bench.specs import recorded_protocol
 from vla_bench.results.io import read_episodes, read_run
 from vla_bench.results.schema import EPISODES_FILE, EpisodeRecord
 from vla_bench.results.summary import Summary
@@ -39,7 +40,7 @@ class LoadedRun:
     @property
     def protocol(self) -> dict[str, Any]:
         protocol = self.info.get("protocol")
-        return protocol if isinstance(protocol, dict) else {}
+        return recorded_protocol(protocol) if isinstance(protocol, dict) else {}
 
     @property
     def protocol_name(self) -> str:
