@@ -10,21 +10,10 @@ from vla_bench.errors import VlaBenchError
 MIXED_PRECISION = ("no", "bf16", "fp16")
 
 
-@dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    """Train the Seer teacher on demonstrations (LIBERO/robomimic HDF5)."""
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrainingOptions:
+    """Options `train` and `distill` share: optimisation, data filtering, checkpointing and logging."""
 
-    data: tuple[str, ...]
-    """HDF5 demonstration files (`vla-bench collect` output or official LIBERO files)."""
-    output: str
-    """Run folder: checkpoint/ (harness format), state/ (resumable), metrics.jsonl, loss.png, run.json."""
-    init: str = "small-teacher.json"
-    """Model to start from: a recipe .json (a path, or a name in vla_bench/training/recipes/; random
-    weights, built here) or a checkpoint directory."""
-    steps: int = 1000
-    """Optimizer steps."""
-    batch_size: int = 8
-    """Windows per micro-batch (per process)."""
     grad_accum: int = 1
     """Micro-batches per optimizer step."""
     lr: float = 1e-4
@@ -35,16 +24,10 @@ class TrainConfig:
     """no | bf16 | fp16 (accelerate)."""
     cpu: bool = False
     """Force the CPU even when a GPU is present."""
-    frozen: tuple[str, ...] = ()
-    """Parameter-name prefixes kept frozen (e.g. text_encoder vision_encoder, as the released Seer)."""
     noop_filter: bool = False
     """Drop OpenVLA no-op steps from the demonstrations."""
-    init_states: Optional[str] = None
-    """Train only on demos that started from these init states, e.g. 10-29 (evaluate on others)."""
     val_fraction: float = 0.1
     """Fraction of demo groups (task + init state) held out for validation."""
-    arm_loss_scaling: bool = True
-    """Scale the arm loss per dimension by 1/std (normalised to mean 1)."""
     normalise_state: bool = True
     """Train on standardised states; the statistics are folded into the state encoder at export."""
     save_every: int = 200
@@ -59,12 +42,35 @@ class TrainConfig:
     interrupt_after: Optional[int] = None
     """Testing aid: stop hard (exit 137, no clean-up) after this many optimizer steps, like kill -9."""
 
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig(TrainingOptions):
+    """Train the Seer teacher on demonstrations (LIBERO/robomimic HDF5)."""
+
+    data: tuple[str, ...]
+    """HDF5 demonstration files (`vla-bench collect` output or official LIBERO files)."""
+    output: str
+    """Run folder: checkpoint/ (harness format), state/ (resumable), metrics.jsonl, loss.png, run.json."""
+    init: str = "small-teacher.json"
+    """Model to start from: a recipe .json (a path, or a name in vla_bench/training/recipes/; random
+    weights, built here) or a checkpoint directory."""
+    steps: int = 1000
+    """Optimizer steps."""
+    batch_size: int = 8
+    """Windows per micro-batch (per process)."""
+    frozen: tuple[str, ...] = ()
+    """Parameter-name prefixes kept frozen (e.g. text_encoder vision_encoder, as the released Seer)."""
+    init_states: Optional[str] = None
+    """Train only on demos that started from these init states, e.g. 10-29 (evaluate on others)."""
+    arm_loss_scaling: bool = True
+    """Scale the arm loss per dimension by 1/std (normalised to mean 1)."""
+
     def __post_init__(self) -> None:
         check_common(self)
 
 
 @dataclasses.dataclass(frozen=True)
-class DistillConfig:
+class DistillConfig(TrainingOptions):
     """Distil a VITA-VLA student from a trained Seer teacher: stage 1 (align) or stage 2 (finetune)."""
 
     stage: Literal["align", "finetune"]
@@ -81,41 +87,14 @@ class DistillConfig:
     """Optimizer steps."""
     batch_size: int = 4
     """Windows per micro-batch (per process)."""
-    grad_accum: int = 1
-    """Micro-batches per optimizer step."""
-    lr: float = 1e-4
-    weight_decay: float = 1e-4
-    warmup: float = 0.1
-    """Fraction of the steps with linear warm-up; cosine decay after."""
-    mixed_precision: str = "no"
-    """no | bf16 | fp16 (accelerate)."""
-    cpu: bool = False
-    """Force the CPU even when a GPU is present."""
     trainable: Optional[tuple[str, ...]] = None
     """Parameter-name prefixes to train (default: the stage's parts, DESIGN §6)."""
     frozen: tuple[str, ...] = ()
     """Prefixes kept frozen among the trainable ones."""
-    noop_filter: bool = False
-    """Drop OpenVLA no-op steps from the demonstrations."""
     init_states: Optional[str] = None
     """Train only on demos that started from these init states, e.g. 10-29."""
-    val_fraction: float = 0.1
-    """Fraction of demo groups (task + init state) held out for validation."""
     arm_loss_scaling: bool = True
     """Scale the arm loss per dimension by 1/std (normalised to mean 1); finetune only."""
-    normalise_state: bool = True
-    """Train on standardised states; folded into the state encoder at export."""
-    save_every: int = 200
-    """Optimizer steps between resumable checkpoints (and exports of checkpoint/)."""
-    log_every: int = 10
-    """Optimizer steps between metrics.jsonl lines."""
-    seed: int = 0
-    resume: bool = False
-    """Continue from the latest resumable checkpoint in --output (same config required)."""
-    progress: bool = True
-    """Show a progress bar."""
-    interrupt_after: Optional[int] = None
-    """Testing aid: stop hard (exit 137) after this many optimizer steps."""
 
     def __post_init__(self) -> None:
         check_common(self)
@@ -124,6 +103,7 @@ class DistillConfig:
 
 
 def check_common(config: TrainConfig | DistillConfig) -> None:
+    """Validate the fields both commands share (one-line errors)."""
     if not config.data:
         raise VlaBenchError("--data needs at least one HDF5 file")
     if config.mixed_precision not in MIXED_PRECISION:
