@@ -140,32 +140,12 @@ seer-parity-measure: $(STAMP)
 
 # Training (docs/training.md). distill-small: the small-scale VITA-VLA recipe on a CPU machine
 # (collect expert demos, train the teacher, distil the student in two stages and by stage 2 alone,
-# evaluate the three on held-out init states, report into DS_OUT). Every DS_* variable below is
-# read by scripts/distill_small.sh; a toy dry run: make distill-small DS_OUT=/tmp/ds DS_COLLECT_TRIALS=2 ...
-DS_OUT ?= results/reference/distill-small
-DS_SUITE ?= libero_object
-DS_TASKS ?= 0-2
-DS_COLLECT_TRIALS ?= 30
-DS_TRAIN_INITS ?= 10-29
-DS_EVAL_TRIALS ?= 10
-DS_TEACHER_STEPS ?= 3000
-DS_ALIGN_STEPS ?= 600
-DS_FINETUNE_STEPS ?= 1500
-DS_BATCH ?= 8
-DS_WORKERS ?= 2
-DS_SAVE_EVERY ?= 200
-DS_EVAL_MAX_STEPS ?=
-DS_TRAIN_ARGS ?=
-DS_EVAL_ARGS ?=
-DS_ENV = DS_OUT=$(DS_OUT) DS_SUITE=$(DS_SUITE) DS_TASKS=$(DS_TASKS) DS_COLLECT_TRIALS=$(DS_COLLECT_TRIALS) \
-	DS_TRAIN_INITS=$(DS_TRAIN_INITS) DS_EVAL_TRIALS=$(DS_EVAL_TRIALS) DS_TEACHER_STEPS=$(DS_TEACHER_STEPS) \
-	DS_ALIGN_STEPS=$(DS_ALIGN_STEPS) DS_FINETUNE_STEPS=$(DS_FINETUNE_STEPS) DS_BATCH=$(DS_BATCH) DS_WORKERS=$(DS_WORKERS) \
-	DS_SAVE_EVERY=$(DS_SAVE_EVERY) DS_EVAL_MAX_STEPS=$(DS_EVAL_MAX_STEPS) DS_TRAIN_ARGS="$(DS_TRAIN_ARGS)" \
-	DS_EVAL_ARGS="$(DS_EVAL_ARGS)" VLA_BENCH=$(VENV)/bin/vla-bench
-
+# evaluate the three on held-out init states, report into DS_OUT). The DS_* settings and their defaults
+# live in scripts/distill_small.sh; set any on the command line (make exports it), e.g. a toy dry run:
+# make distill-small DS_OUT=/tmp/ds DS_COLLECT_TRIALS=2 DS_TRAIN_INITS=1 DS_EVAL_TRIALS=1 ...
 .PHONY: distill-small bench-train-gpu
 distill-small: $(STAMP)
-	$(DS_ENV) bash scripts/distill_small.sh
+	VLA_BENCH=$(VENV)/bin/vla-bench bash scripts/distill_small.sh
 
 # Step time of the paper-scale student (VITA-1.5 7B shape) on a GPU; exits 2 without one.
 bench-train-gpu: $(STAMP)

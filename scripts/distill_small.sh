@@ -18,10 +18,19 @@ DS_COLLECT_TRIALS=${DS_COLLECT_TRIALS:-30}
 DS_TRAIN_INITS=${DS_TRAIN_INITS:-10-29}
 DS_EVAL_TRIALS=${DS_EVAL_TRIALS:-10}
 DS_WORKERS=${DS_WORKERS:-2}
-DS_TEACHER_STEPS=${DS_TEACHER_STEPS:-3000}
-DS_ALIGN_STEPS=${DS_ALIGN_STEPS:-600}
-DS_FINETUNE_STEPS=${DS_FINETUNE_STEPS:-1500}
+DS_TEACHER_STEPS=${DS_TEACHER_STEPS:-5000}
+DS_ALIGN_STEPS=${DS_ALIGN_STEPS:-1000}
+DS_FINETUNE_STEPS=${DS_FINETUNE_STEPS:-4000}
 DS_BATCH=${DS_BATCH:-8}
+# the small models start from random weights, so they get a higher learning rate than the paper's 1e-4
+DS_TEACHER_LR=${DS_TEACHER_LR:-3e-4}
+DS_ALIGN_LR=${DS_ALIGN_LR:-1e-3}
+DS_FINETUNE_LR=${DS_FINETUNE_LR:-3e-4}
+# stage 2's trained parts: the paper's (language model, action token, state encoder, mapper, decoder)
+# plus the vision tower and projector, which the paper freezes because they are pretrained; the small
+# student's are random, so the recipe trains them (recorded in each run.json's trainable_prefixes)
+DS_FINETUNE_TRAINABLE=${DS_FINETUNE_TRAINABLE:-vlm.language_model action_token arm_state_encoder gripper_state_encoder state_projector action_mapper action_decoder arm_action_decoder gripper_action_decoder vlm.vision_tower vlm.mm_projector}
+DS_PARALLEL=${DS_PARALLEL:-1}              # 1: the two stage-2 runs train side by side, one thread each
 DS_SAVE_EVERY=${DS_SAVE_EVERY:-200}
 DS_EVAL_MAX_STEPS=${DS_EVAL_MAX_STEPS:-}   # empty: the protocol's step limit
 DS_TRAIN_ARGS=${DS_TRAIN_ARGS:-}           # extra flags for every train/distill step, e.g. --no-progress
@@ -29,35 +38,61 @@ DS_EVAL_ARGS=${DS_EVAL_ARGS:-}
 
 WORK=$DS_OUT/work            # demonstrations and training state (not committed)
 DATA=$WORK/demos.hdf5
+TIMINGS=$DS_OUT/timings.tsv  # wall seconds of every step this script ran (appended; committed)
 mkdir -p "$WORK"
+[[ -f "$TIMINGS" ]] || printf 'step\twall_s\tstarted_utc\thost\tcpus\n' > "$TIMINGS"
 run() { echo "+ vla-bench $*"; "$VLA_BENCH" "$@"; }
+timed() {  # $1: step name; the rest: the command. Appends the step's wall time to $TIMINGS
+  local name=$1 start started; shift
+  start=$(date +%s); started=$(date -u +%FT%TZ)
+  "$@"
+  printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$(( $(date +%s) - start ))" "$started" "$(hostname)" "$(getconf _NPROCESSORS_ONLN)" >> "$TIMINGS"
+}
 
 # 1. demonstrations (a file is written only when collection finishes: a killed collection restarts)
 if [[ ! -f "$DATA" ]]; then
   rm -rf "$WORK/collect.hdf5" "$WORK/collect-run"
   # images stored as rendered (128 px): training resizes them exactly as evaluation does for each model
-  run collect --suite "$DS_SUITE" --tasks "$DS_TASKS" --trials "$DS_COLLECT_TRIALS" --protocol vita-vla \
+  timed collect run collect --suite "$DS_SUITE" --tasks "$DS_TASKS" --trials "$DS_COLLECT_TRIALS" --protocol vita-vla \
       --workers "$DS_WORKERS" --output "$WORK/collect.hdf5"
   mv "$WORK/collect.hdf5" "$DATA"
 fi
 
 train_step() {  # $1: run folder; the rest: the command and its flags
-  local dir=$1; shift
+  local dir=$1 name; shift
+  name=$(basename "$dir")
   if [[ -f "$dir/checkpoint/training.json" ]]; then  # written when the step finished
     echo "= $dir done"; return
   fi
   local resume=()
   [[ -f "$dir/state/latest" ]] && resume=(--resume)
-  run "$@" --output "$dir" --data "$DATA" --init-states "$DS_TRAIN_INITS" --batch-size "$DS_BATCH" \
+  timed "$name" run "$@" --output "$dir" --data "$DATA" --init-states "$DS_TRAIN_INITS" --batch-size "$DS_BATCH" \
       --save-every "$DS_SAVE_EVERY" ${resume[@]+"${resume[@]}"} $DS_TRAIN_ARGS
 }
 
 # 2-3. teacher, student (align then finetune), stage-2-only student
-train_step "$WORK/teacher" train --steps "$DS_TEACHER_STEPS"
+train_step "$WORK/teacher" train --init small-teacher.json --steps "$DS_TEACHER_STEPS" --lr "$DS_TEACHER_LR"
 TEACHER=$WORK/teacher/checkpoint
-train_step "$WORK/student-align" distill --stage align --teacher "$TEACHER" --steps "$DS_ALIGN_STEPS"
-train_step "$WORK/student" distill --stage finetune --init "$WORK/student-align/checkpoint" --steps "$DS_FINETUNE_STEPS"
-train_step "$WORK/student-stage2-only" distill --stage finetune --teacher "$TEACHER" --steps "$DS_FINETUNE_STEPS"
+train_step "$WORK/student-align" distill --stage align --init small-student.json --teacher "$TEACHER" \
+    --steps "$DS_ALIGN_STEPS" --lr "$DS_ALIGN_LR"
+# shellcheck disable=SC2086
+finetune=(distill --stage finetune --steps "$DS_FINETUNE_STEPS" --lr "$DS_FINETUNE_LR" --trainable $DS_FINETUNE_TRAINABLE)
+if [[ $DS_PARALLEL == 1 ]]; then
+  export OMP_NUM_THREADS=1
+  train_step "$WORK/student" "${finetune[@]}" --init "$WORK/student-align/checkpoint" > "$WORK/student.log" 2>&1 &
+  first=$!
+  train_step "$WORK/student-stage2-only" "${finetune[@]}" --init small-student.json --teacher "$TEACHER" > "$WORK/student-stage2-only.log" 2>&1 &
+  second=$!
+  status=0
+  wait "$first" || status=$?
+  wait "$second" || status=$?
+  unset OMP_NUM_THREADS
+  tail -n 3 "$WORK/student.log" "$WORK/student-stage2-only.log"
+  [[ $status == 0 ]] || { echo "a stage-2 run failed (logs: $WORK/student*.log)" >&2; exit "$status"; }
+else
+  train_step "$WORK/student" "${finetune[@]}" --init "$WORK/student-align/checkpoint"
+  train_step "$WORK/student-stage2-only" "${finetune[@]}" --init small-student.json --teacher "$TEACHER"
+fi
 
 # 4. evaluation on held-out init states, then the comparison
 mkdir -p "$DS_OUT/checkpoints" "$DS_OUT/curves"
@@ -77,7 +112,7 @@ for pair in "teacher:seer:$WORK/teacher" "student:vita-vla:$WORK/student" "stude
           --checkpoint "$DS_OUT/checkpoints/$name" --protocol "$protocol" --workers "$DS_WORKERS" --output "$out")
     [[ -n "$DS_EVAL_MAX_STEPS" ]] && args+=(--max-steps "$DS_EVAL_MAX_STEPS")
     [[ -d "$out" ]] && args+=(--resume)
-    run "${args[@]}" $DS_EVAL_ARGS
+    timed "eval-$name" run "${args[@]}" $DS_EVAL_ARGS
   fi
   names+=("$name")
   runs+=("$out")
