@@ -18,9 +18,9 @@ DS_COLLECT_TRIALS=${DS_COLLECT_TRIALS:-30}
 DS_TRAIN_INITS=${DS_TRAIN_INITS:-10-29}
 DS_EVAL_TRIALS=${DS_EVAL_TRIALS:-10}
 DS_WORKERS=${DS_WORKERS:-2}
-DS_TEACHER_STEPS=${DS_TEACHER_STEPS:-5000}
-DS_ALIGN_STEPS=${DS_ALIGN_STEPS:-1000}
-DS_FINETUNE_STEPS=${DS_FINETUNE_STEPS:-4000}
+DS_TEACHER_STEPS=${DS_TEACHER_STEPS:-3500}
+DS_ALIGN_STEPS=${DS_ALIGN_STEPS:-600}
+DS_FINETUNE_STEPS=${DS_FINETUNE_STEPS:-3000}
 DS_BATCH=${DS_BATCH:-8}
 # the small models start from random weights, so they get a higher learning rate than the paper's 1e-4
 DS_TEACHER_LR=${DS_TEACHER_LR:-3e-4}
@@ -31,6 +31,9 @@ DS_FINETUNE_LR=${DS_FINETUNE_LR:-3e-4}
 # student's are random, so the recipe trains them (recorded in each run.json's trainable_prefixes)
 DS_FINETUNE_TRAINABLE=${DS_FINETUNE_TRAINABLE:-vlm.language_model action_token arm_state_encoder gripper_state_encoder state_projector action_mapper action_decoder arm_action_decoder gripper_action_decoder vlm.vision_tower vlm.mm_projector}
 DS_PARALLEL=${DS_PARALLEL:-1}              # 1: the two stage-2 runs train side by side, one thread each
+# torch's default is the number of physical cores, one on a 2-vCPU machine; the sequential steps use every CPU
+DS_THREADS=${DS_THREADS:-$(getconf _NPROCESSORS_ONLN)}
+export OMP_NUM_THREADS=$DS_THREADS
 DS_SAVE_EVERY=${DS_SAVE_EVERY:-200}
 DS_EVAL_MAX_STEPS=${DS_EVAL_MAX_STEPS:-}   # empty: the protocol's step limit
 DS_TRAIN_ARGS=${DS_TRAIN_ARGS:-}           # extra flags for every train/distill step, e.g. --no-progress
@@ -86,7 +89,7 @@ if [[ $DS_PARALLEL == 1 ]]; then
   status=0
   wait "$first" || status=$?
   wait "$second" || status=$?
-  unset OMP_NUM_THREADS
+  export OMP_NUM_THREADS=$DS_THREADS
   tail -n 3 "$WORK/student.log" "$WORK/student-stage2-only.log"
   [[ $status == 0 ]] || { echo "a stage-2 run failed (logs: $WORK/student*.log)" >&2; exit "$status"; }
 else
@@ -117,6 +120,6 @@ for pair in "teacher:seer:$WORK/teacher" "student:vita-vla:$WORK/student" "stude
   names+=("$name")
   runs+=("$out")
 done
-run report "${runs[@]}" --names "$(IFS=,; echo "${names[*]}")" --html "$DS_OUT/report.html" --json "$DS_OUT/report.json" > "$DS_OUT/report.md"
+run report "${runs[@]}" --names "$(IFS=,; echo "${names[*]}")" --differences student:student-stage2-only,student:teacher --html "$DS_OUT/report.html" --json "$DS_OUT/report.json" > "$DS_OUT/report.md"
 cat "$DS_OUT/report.md"
 echo "comparison: $DS_OUT/report.md, $DS_OUT/report.html"

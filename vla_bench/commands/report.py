@@ -28,13 +28,16 @@ class ReportCommand:
     """Also write tables, warnings, runs and baselines as JSON to this file (usable as a gate baseline)."""
     html: Optional[str] = None
     """Also write a self-contained HTML page (tables, bar charts, protocol/versions, video links)."""
+    differences: Optional[str] = None
+    """Pairs of run labels FIRST:SECOND, comma-separated (e.g. student:student-stage2-only): the success-rate
+    difference per suite with a 95% Newcombe interval and a two-sided Fisher p-value."""
 
 
 @command("report", ReportCommand)
 def cmd_report(config: ReportCommand) -> int:
     from vla_bench.report.build import build_report
 
-    report = build_report(config.runs, names=config.names, baselines=config.baselines)
+    report = build_report(config.runs, names=config.names, baselines=config.baselines, differences=config.differences)
     print(report.markdown(with_tasks=config.tasks), end="")
     if config.csv:
         report.write_csv(config.csv)

@@ -14,6 +14,7 @@ from vla_bench.errors import VlaBenchError
 from vla_bench.report.baselines import Baseline, select_baselines
 from vla_bench.report.categories import CATEGORY_NOTE, CategoryTable, build_category_table, category_lines
 from vla_bench.report.compare import comparability_warnings
+from vla_bench.report.differences import DIFFERENCE_NOTE, Difference, build_differences, difference_lines, differences_json, parse_pairs
 from vla_bench.report.markdown import render_markdown
 from vla_bench.report.runs import LoadedRun, load_runs
 from vla_bench.report.table import build_table
@@ -83,13 +84,18 @@ class Report:
     frame: pd.DataFrame
     warnings: list[str]
     categories: CategoryTable | None = None
+    differences: list[Difference] = dataclasses.field(default_factory=list)
 
     def markdown(self, with_tasks: bool = True) -> str:
         text = render_markdown(self.frame, self.runs, self.baselines, self.warnings, with_tasks)
-        if self.categories is None or self.categories.empty():
+        extra: list[str] = []
+        if self.differences:
+            extra += ["## Differences", "", DIFFERENCE_NOTE, "", *difference_lines(self.differences), ""]
+        if self.categories is not None and not self.categories.empty():
+            extra += ["## Perturbation categories", "", CATEGORY_NOTE, "", *category_lines(self.categories, self.baselines)]
+        if not extra:
             return text
-        extra = ["## Perturbation categories", "", CATEGORY_NOTE, "", *category_lines(self.categories, self.baselines)]
-        return text.rstrip("\n") + "\n\n" + "\n".join(extra)
+        return text.rstrip("\n") + "\n\n" + "\n".join(extra).rstrip("\n") + "\n"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -103,6 +109,7 @@ class Report:
             "baselines": [dataclasses.asdict(b) for b in self.baselines],
             "rows": frame_records(self.frame),
             "categories": [] if self.categories is None else self.categories.to_json(),
+            "differences": differences_json(self.differences),
         }
 
     def write_csv(self, path: str | Path) -> None:
@@ -127,8 +134,9 @@ def _write(path: str | Path, text: str) -> None:
     target.write_text(text)
 
 
-def build_report(paths: Sequence[str], names: str | None = None, baselines: str | None = None) -> Report:
-    """Read the run folders and build the report (nothing is written)."""
+def build_report(paths: Sequence[str], names: str | None = None, baselines: str | None = None, differences: str | None = None) -> Report:
+    """Read the run folders and build the report (nothing is written). `differences`: 'A:B,...' pairs of
+    run labels whose success-rate differences get intervals."""
     runs = load_runs(paths, names)
     chosen = select_baselines(baselines)
     clash = sorted({run.label for run in runs} & {b.name for b in chosen})
@@ -141,4 +149,5 @@ def build_report(paths: Sequence[str], names: str | None = None, baselines: str 
         frame=frame,
         warnings=comparability_warnings(runs, chosen),
         categories=build_category_table(runs, chosen),
+        differences=build_differences(frame, parse_pairs(differences, [r.label for r in runs]), CONFIDENCE) if differences else [],
     )

@@ -16,6 +16,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from vla_bench.report.categories import CATEGORY_NOTE
+from vla_bench.report.differences import DIFFERENCE_NOTE, difference_lines
 from vla_bench.report.compare import show
 from vla_bench.report.markdown import CI_NOTE, average_note, cell, column_titles, lookup, table_suites
 from vla_bench.report.runs import LoadedRun
@@ -167,13 +168,11 @@ def _run_section(run: LoadedRun, html_dir: Path) -> str:
     return "\n".join(parts)
 
 
-def _category_tables(report: Report) -> str:
-    """The per-category markdown tables as HTML tables (same cells)."""
-    from vla_bench.report.categories import category_lines
-
+def _markdown_tables(lines: list[str]) -> str:
+    """Markdown tables (and their ### titles) as HTML tables with the same cells."""
     html: list[str] = []
     rows: list[str] = []
-    for line in category_lines(report.categories, report.baselines) + [""]:
+    for line in lines + [""]:
         if line.startswith("### "):
             html.append(f"<h3>{_e(line[4:])}</h3>")
         elif line.startswith("|---"):
@@ -202,12 +201,18 @@ def render_html(report: Report, html_dir: Path) -> str:
     if report.warnings:
         parts += ["<h2>Comparability warnings</h2>", '<ul class="warnings">', *(f"<li>{_e(w)}</li>" for w in report.warnings), "</ul>"]
     parts += ["<h2>Suites</h2>", f"<p>{_e(CI_NOTE)}</p>", _suite_table(frame, titles), f"<p>{_e(average_note(table_suites(frame)))}</p>"]
+    if report.differences:
+        lines = difference_lines(report.differences)
+        parts += ["<h2>Differences</h2>", f"<p>{_e(DIFFERENCE_NOTE)}</p>", _markdown_tables(lines)]
     parts.append("<h2>Charts</h2>")
     for suite in table_suites(frame):
         png = suite_chart(frame, suite, titles)
         parts.append(f'<img class="chart" alt="{_e(suite)} success chart" src="data:image/png;base64,{png}">')
     if report.categories is not None and not report.categories.empty():
-        parts += ["<h2>Perturbation categories</h2>", f"<p>{_e(CATEGORY_NOTE)}</p>", _category_tables(report)]
+        from vla_bench.report.categories import category_lines
+
+        lines = category_lines(report.categories, report.baselines)
+        parts += ["<h2>Perturbation categories</h2>", f"<p>{_e(CATEGORY_NOTE)}</p>", _markdown_tables(lines)]
     parts += ["<h2>Tasks</h2>", _task_table(frame, titles)]
     if report.baselines:
         parts.append("<h2>Published baselines</h2><ol>")
