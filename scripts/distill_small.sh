@@ -31,7 +31,7 @@ DS_FINETUNE_LR=${DS_FINETUNE_LR:-3e-4}
 # student's are random, so the recipe trains them (recorded in each run.json's trainable_prefixes)
 DS_FINETUNE_TRAINABLE=${DS_FINETUNE_TRAINABLE:-vlm.language_model action_token arm_state_encoder gripper_state_encoder state_projector action_mapper action_decoder arm_action_decoder gripper_action_decoder vlm.vision_tower vlm.mm_projector}
 DS_PARALLEL=${DS_PARALLEL:-1}              # 1: the two stage-2 runs train side by side, one thread each
-# torch's default is the number of physical cores, one on a 2-vCPU machine; the sequential steps use every CPU
+# torch threads of the sequential steps (default: every CPU)
 DS_THREADS=${DS_THREADS:-$(getconf _NPROCESSORS_ONLN)}
 export OMP_NUM_THREADS=$DS_THREADS
 DS_SAVE_EVERY=${DS_SAVE_EVERY:-200}
