@@ -312,17 +312,19 @@ def _replace_line(run: Path, number: int, text: str) -> None:
     (run / "episodes.jsonl").write_text("\n".join(lines) + "\n")
 
 
-def test_minimal_run_json_is_readable(tmp_path, capsys):
-    """run.json from another tool with only the schema version: reports work, the gate refuses."""
+def test_run_json_without_a_required_field_is_one_line(tmp_path, capsys):
+    """run.json with only the schema version (another tool's, or damaged): report and gate name the
+    file and the first missing field; the index skips it."""
     run = write_run(tmp_path / "run", {"libero_object": ["1100"]})
     full = write_run(tmp_path / "full", {"libero_object": ["1100"]})
     (run / "run.json").write_text('{"schema_version": 1}')
-    code, out, _ = cli(capsys, "report", str(run), str(full), "--html", str(tmp_path / "p.html"), "--baselines", "openvla")
-    assert code == 0 and "| libero_object | 50.0 [15.0, 85.0] 2/4 |" in out
-    assert "different protocols: not recorded (run) vs openvla (full)\n" in out and "package versions not recorded: run\n" in out
-    assert cli(capsys, "runs", str(tmp_path))[0] == 0
+    code, out, err = cli(capsys, "report", str(run), str(full))
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert f"{run / 'run.json'}: required field 'protocol' is missing" in err
+    code, _, err = cli(capsys, "runs", str(tmp_path))
+    assert code == 0 and f"skipped {run}" in err
     code, _, err = cli(capsys, "gate", str(run), "--baseline", str(full))
-    assert code == 2 and "different protocols" in err
+    assert code == 2 and "required field 'protocol' is missing" in err
 
 
 def test_torn_last_line_is_ignored_with_a_warning(tmp_path, capsys):
@@ -408,7 +410,10 @@ def test_gate_against_json_baselines(tmp_path, capsys):
     assert code == 0 and "episode sets not checked" in out
     published.write_text(json.dumps({"protocol": "vita-vla", "suites": {"libero_object": {"successes": 5, "ok": 20}}}))
     code, _, err = cli(capsys, "gate", str(run), "--baseline", str(published))
-    assert code == 2 and "different protocols" in err
+    assert code == 2 and "not the same experiment (run vs baseline): protocol.render_size: 256 vs 128" in err
+    published.write_text(json.dumps({"protocol": "openvla", "seed": 3, "suites": {"libero_object": {"successes": 5, "ok": 20}}}))
+    code, _, err = cli(capsys, "gate", str(run), "--baseline", str(published))
+    assert code == 2 and "seed: 0 vs 3" in err
     published.write_text(json.dumps({"suites": {"libero_object": {"successes": 25, "ok": 20}}}))
     code, _, err = cli(capsys, "gate", str(run), "--baseline", str(published))
     assert code == 2 and "successes 25 exceed ok episodes 20" in err
@@ -417,12 +422,12 @@ def test_gate_against_json_baselines(tmp_path, capsys):
 @pytest.mark.parametrize(
     "other, message",
     [
-        (dict(outcomes={"libero_object": ["1100"]}, protocol="vita-vla"), "different protocols (run vs baseline): "),
-        (dict(outcomes={"libero_object": ["1100"]}, max_steps=30), "max_steps for libero_object 280 vs 30"),
-        (dict(outcomes={"libero_object": ["1100"]}, seed=7), "seed 0 vs 7"),
-        (dict(outcomes={"libero_object": ["1100"]}, env="fake"), "env libero vs fake"),
-        (dict(outcomes={"libero_object": ["110"]}), "different episode sets in libero_object: 1 only in the run, 0 only in the baseline (e.g. libero_object/0/3@0)"),
-        (dict(outcomes={"libero_object": ["1100"]}, first_task=1), "different episode sets in libero_object"),
+        (dict(outcomes={"libero_object": ["1100"]}, protocol="vita-vla"), "not the same experiment (run vs baseline): protocol.render_size: 256 vs 128; "),
+        (dict(outcomes={"libero_object": ["1100"]}, max_steps=30), "max_steps.libero_object: 280 vs 30"),
+        (dict(outcomes={"libero_object": ["1100"]}, seed=7), "not the same experiment (run vs baseline): seed: 0 vs 7"),
+        (dict(outcomes={"libero_object": ["1100"]}, env="fake"), "env: 'libero' vs 'fake'"),
+        (dict(outcomes={"libero_object": ["110"]}), "not the same experiment (run vs baseline): trials: 4 vs 3"),
+        (dict(outcomes={"libero_object": ["1100"]}, first_task=1), "tasks.libero_object: [0] vs [1]"),
         (dict(outcomes={"libero_spatial": ["1100"]}), "suite libero_object: not in the baseline"),
         (dict(outcomes={"libero_object": ["1100"]}, status="interrupted"), None),
     ],

@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+from run_helpers import description
 from vla_bench.errors import VlaBenchError
 from vla_bench.results.io import RunWriter, read_episodes, read_run
 from vla_bench.results.schema import SCHEMA_VERSION, EpisodeRecord
@@ -13,7 +14,7 @@ def record(task_id=0, init_idx=0, success=False, status="ok", suite="libero_goal
 
 
 def test_writer_appends_and_summarises(tmp_path):
-    writer = RunWriter.create(tmp_path / "run", {"policy": {"name": "zero"}, "suites": ["libero_goal"]})
+    writer = RunWriter.create(tmp_path / "run", description())
     assert read_run(tmp_path / "run")["status"] == "running"
     for r in [record(0, 0, True), record(0, 1, False), record(1, 0, True), record(1, 1, status="error")]:
         writer.append(r)
@@ -30,9 +31,9 @@ def test_writer_appends_and_summarises(tmp_path):
 
 
 def test_writer_refuses_a_folder_with_a_run(tmp_path):
-    RunWriter.create(tmp_path, {})
+    RunWriter.create(tmp_path, description())
     with pytest.raises(VlaBenchError, match="already holds a run"):
-        RunWriter.create(tmp_path, {})
+        RunWriter.create(tmp_path, description())
 
 
 def test_torn_last_line_is_dropped_and_malformed_lines_named(tmp_path):

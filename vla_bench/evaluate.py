@@ -6,7 +6,7 @@ import dataclasses
 import datetime as dt
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from vla_bench.config import EvalConfig
 from vla_bench.envs import EnvFactory, KindFactory, env_kind
@@ -16,6 +16,7 @@ from vla_bench.errors import VlaBenchError
 from vla_bench.policies import Policy, PolicyContext, make_policy
 from vla_bench.remote.options import redact_argv
 from vla_bench.results import provenance
+from vla_bench.results.description import CheckpointRef, PolicyDescription, RunDescription, ShardDescription
 from vla_bench.results.schema import EpisodeRecord
 from vla_bench.results.summary import Summary
 from vla_bench.rollout.episode import EnvOptions, Rendering
@@ -38,46 +39,42 @@ def default_run_dir(config: EvalConfig) -> Path:
     return Path("results") / f"{stamp}-{config.policy}-{suites}"
 
 
-def checkpoint_info(checkpoint: str | None) -> dict[str, Any]:
+def checkpoint_info(checkpoint: str | None) -> CheckpointRef:
     if checkpoint is None:
-        return {"path": None, "sha256": None}
+        return CheckpointRef()
     path = Path(checkpoint)
     if not path.exists():
         raise VlaBenchError(f"--checkpoint {checkpoint}: no such file or directory")
-    return {"path": str(path.resolve()), "sha256": provenance.sha256_path(path)}
+    return CheckpointRef(str(path.resolve()), provenance.sha256_path(path))
 
 
-def policy_info(config: EvalConfig, policy: Policy) -> dict[str, Any]:
+def policy_info(config: EvalConfig, policy: Policy) -> PolicyDescription:
     """Policy name and checkpoint; plus the loaded model's facts (`model`) for model policies."""
-    info: dict[str, Any] = {"name": config.policy, "checkpoint": checkpoint_info(config.checkpoint)}
-    model = policy.describe()
-    if model is not None:
-        info["model"] = model
-    return info
+    return PolicyDescription(config.policy, checkpoint_info(config.checkpoint), policy.describe())
 
 
-def run_info(config: EvalConfig, plan: RunPlan, policy: Policy, render: bool) -> dict[str, Any]:
-    """Everything run.json records besides status and times."""
-    return {
-        "protocol": plan.protocol.to_dict(),
-        "deviations": plan.deviations,
-        "suites": [s.name for s in plan.suites],
-        "tasks": {name: list(ids) for name, ids in plan.tasks.items()},
-        "trials": plan.trials,
-        "max_steps": plan.max_steps,
-        "seed": plan.seed,
-        "episodes_planned": len(plan.episodes()),
-        "policy": policy_info(config, policy),
-        "env": config.env,
-        "episode_start": EPISODE_START,
-        "rendering": render,
-        "image_size": policy.image_size or plan.protocol.model_image_size,
-        "renderer": env_kind(config.env).renderer(),
-        "versions": provenance.versions(),
-        "git": provenance.git_commit(),
-        "host": provenance.host(),
-        "command": redact_argv(sys.argv),
-    }
+def run_info(config: EvalConfig, plan: RunPlan, policy: Policy, render: bool) -> RunDescription:
+    """Everything run.json records besides the execution settings, status and times."""
+    return RunDescription(
+        protocol=plan.protocol,
+        deviations=plan.deviations,
+        suites=tuple(s.name for s in plan.suites),
+        tasks={name: tuple(ids) for name, ids in plan.tasks.items()},
+        trials=plan.trials,
+        max_steps=dict(plan.max_steps),
+        seed=plan.seed,
+        episodes_planned=len(plan.episodes()),
+        policy=policy_info(config, policy),
+        env=config.env,
+        episode_start=EPISODE_START,
+        rendering=render,
+        image_size=policy.image_size or plan.protocol.model_image_size,
+        renderer=env_kind(config.env).renderer(),
+        versions=provenance.versions(),
+        git=provenance.git_commit(),
+        host=provenance.host(),
+        command=tuple(redact_argv(sys.argv)),
+    )
 
 
 def should_render(config: EvalConfig, policy: Policy, video: bool = False) -> bool:
@@ -182,12 +179,14 @@ def _execute(
     if policy.uses_images and not render:
         raise VlaBenchError(f"--render off: policy {config.policy!r} reads camera images (use --render auto)")
     executor_name = resolve_executor(config, workers)
-    info = run_info(config, plan, policy, render)
-    info["shard"] = None if shard is None else {"index": shard[0], "count": shard[1], "episodes": len(episodes)}
-    info["workers"] = workers
-    info["executor"] = executor_name
-    info["reset"] = config.reset
-    info["render_steps"] = {"on": "all", "off": "none", "auto": "lazy (steps the policy reads)"}[config.render]
+    info = dataclasses.replace(
+        run_info(config, plan, policy, render),
+        shard=None if shard is None else ShardDescription(shard[0], shard[1], len(episodes)),
+        workers=workers,
+        executor=executor_name,
+        reset=config.reset,
+        render_steps={"on": "all", "off": "none", "auto": "lazy (steps the policy reads)"}[config.render],
+    )
 
     options = EnvOptions(
         render=render,

@@ -89,16 +89,6 @@ class Protocol:
         return dataclasses.asdict(self)
 
 
-def recorded_protocol(record: dict[str, Any]) -> dict[str, Any]:
-    """A protocol as a run recorded it, with the fields added to `Protocol` since then filled with their
-    defaults: an older run did not record them because they did not exist, and it ran their default."""
-    filled = dict(record)
-    for field in dataclasses.fields(Protocol):
-        if field.name not in filled and field.default is not dataclasses.MISSING:
-            filled[field.name] = field.default
-    return filled
-
-
 @functools.cache
 def suites() -> Registry[Suite]:
     registry: Registry[Suite] = Registry("suite")

@@ -56,7 +56,7 @@ def server_metadata(config: ServeConfig, policy: Any, preset: Any, image_size: i
         "server": "vla_bench",
         "vla_bench_version": vla_bench.__version__,
         "policy": config.policy,
-        "checkpoint": checkpoint_info(config.checkpoint),
+        "checkpoint": dataclasses.asdict(checkpoint_info(config.checkpoint)),
         "expected_protocol": (model or {}).get("expected_protocol"),
         "protocol": config.protocol,
         "image_size": image_size,

@@ -16,8 +16,9 @@ from vla_bench.report.categories import CATEGORY_NOTE, CategoryTable, build_cate
 from vla_bench.report.compare import comparability_warnings
 from vla_bench.report.differences import DIFFERENCE_NOTE, Difference, build_differences, difference_lines, differences_json, parse_pairs
 from vla_bench.report.markdown import render_markdown
-from vla_bench.report.runs import LoadedRun, load_runs
+from vla_bench.report.runs import LoadedRun, join_columns, load_runs
 from vla_bench.report.table import build_table
+from vla_bench.results.identity import Purpose
 
 REPORT_KIND = "vla_bench.report"
 REPORT_VERSION = 1
@@ -57,12 +58,13 @@ def run_entry(run: LoadedRun, frame: pd.DataFrame) -> dict[str, Any]:
     info = run.info
     return {
         "label": run.label,
+        "joined": list(run.parts),
         "path": str(run.path),
         "policy": info.get("policy"),
         "protocol": info.get("protocol"),
         "deviations": info.get("deviations"),
         "env": info.get("env"),
-        "trials": info.get("trials"),
+        "trials": run.identity(Purpose.COMPARE).get("trials"),  # None: a joined column's runs differ
         "seed": info.get("seed"),
         "max_steps": info.get("max_steps"),
         "rendering": info.get("rendering"),
@@ -135,9 +137,10 @@ def _write(path: str | Path, text: str) -> None:
 
 
 def build_report(paths: Sequence[str], names: str | None = None, baselines: str | None = None, differences: str | None = None) -> Report:
-    """Read the run folders and build the report (nothing is written). `differences`: 'A:B,...' pairs of
-    run labels whose success-rate differences get intervals."""
-    runs = load_runs(paths, names)
+    """Read the run folders and build the report (nothing is written). Runs of one experiment on
+    different suites (same policy, checkpoint and protocol constants) form one column. `differences`:
+    'A:B,...' pairs of column labels whose success-rate differences get intervals."""
+    runs = join_columns(load_runs(paths, names))
     chosen = select_baselines(baselines)
     clash = sorted({run.label for run in runs} & {b.name for b in chosen})
     if clash:

@@ -1,10 +1,11 @@
 """Per-perturbation tables for the robustness suites (LIBERO-Plus, LIBERO-PRO).
 
 Rows: each perturbation category of a robustness suite (and each category x level), with Wilson
-intervals, plus "all" and an "unperturbed" row: the same policy's success on the base LIBERO suites
-of those variants, from any run in the report. Columns: one per policy identity, so runs of one
-policy and checkpoint under one protocol family (e.g. its libero_plus run and its libero_spatial run)
-share a column. Published per-category numbers come from vla_bench/data/baselines.toml (`[NAME.categories]`).
+intervals, plus "all" and an "unperturbed" row: the column's success on the base LIBERO suites of
+those variants. Columns are the report's (`report.runs.join_columns`): runs of one policy and
+checkpoint under the same protocol constants (e.g. its libero_plus run under libero-plus and its
+libero_goal run under openvla, which differ only in the preset's name and trial count) share one.
+Published per-category numbers come from vla_bench/data/baselines.toml (`[NAME.categories]`).
 """
 
 from __future__ import annotations
@@ -19,15 +20,9 @@ from vla_bench.results.schema import STATUS_OK, EpisodeRecord
 
 CATEGORY_NOTE = (
     "Robustness suites by perturbation category and level (L1-L5; rows without a level are the whole category), "
-    "success in percent [95% Wilson interval] successes/ok. Runs of one policy and checkpoint share a column; "
+    "success in percent [95% Wilson interval] successes/ok. Runs of one policy, checkpoint and protocol constants share a column; "
     "the unperturbed row is that column's success on the variants' base LIBERO suites, from its runs on them."
 )
-
-
-def column_identity(run: LoadedRun) -> tuple[str, str | None]:
-    """Which column a run's episodes go to: its policy and checkpoint digest. (Protocols differ between
-    a robustness suite and its base suites by design; their constants are compared in the warnings.)"""
-    return run.policy_name, run.checkpoint.get("sha256")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,12 +82,9 @@ class CategoryTable:
 
 
 def build_category_table(runs: Sequence[LoadedRun], baselines: Sequence[Baseline] = ()) -> CategoryTable:
-    """The per-category table of the robustness-suite episodes in `runs` (empty when there are none)."""
-    labels: dict[tuple[str, str | None], str] = {}
-    by_column: dict[str, list[EpisodeRecord]] = {}
-    for run in runs:
-        label = labels.setdefault(column_identity(run), run.label)
-        by_column.setdefault(label, []).extend(run.records)
+    """The per-category table of the robustness-suite episodes in `runs`, the report's columns (empty
+    when there are none)."""
+    by_column = {run.label: list(run.records) for run in runs}
     columns = [c for c in by_column if any(r.category for r in by_column[c])]
     rows: list[tuple[str, str, int | None]] = []
     cells: dict[tuple[str, str, int | None, str], Cell] = {}

@@ -1,21 +1,25 @@
 """Comparability warnings: every way in which runs (and published baselines) shown side by side differ
-in what can move a success rate. One message per difference."""
+in what can move a success rate. One message per difference: the fields of their identity for
+comparison (`vla_bench.results.identity`, Purpose.COMPARE), then what only may explain a difference
+(preset names, suites covered, renderer, package versions, task instructions)."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from vla_bench.report.baselines import Baseline
 from vla_bench.report.runs import LoadedRun
+from vla_bench.results.identity import Purpose, suite_of
 
-# run.json fields compared between runs: (label in the message, how to read it from a run).
-SIMPLE_FIELDS: tuple[tuple[str, Callable[[LoadedRun], Any]], ...] = (
-    ("simulator (env)", lambda r: r.info.get("env")),
-    ("trials per task", lambda r: r.info.get("trials")),
-    ("env seed", lambda r: r.info.get("seed")),
-    ("episode start", lambda r: r.info.get("episode_start")),
-    ("renderer (MUJOCO_GL)", lambda r: r.info.get("renderer")),
-)
+# Identity fields by their name in a warning ("different <name>: ..."); per-suite fields add the suite.
+FIELD_NAMES = {
+    "env": "simulator (env)",
+    "trials": "trials per task",
+    "seed": "env seed",
+    "episode_start": "episode start",
+    "max_steps": "step limit for",
+    "tasks": "tasks evaluated in",
+}
 
 
 def show(value: Any) -> str:
@@ -61,10 +65,10 @@ def _differs(values: dict[str, Any]) -> bool:
 def _run_warnings(run: LoadedRun) -> list[str]:
     """Problems with one run on its own."""
     warnings = list(run.notes)
-    planned = run.info.get("episodes_planned")
-    status = run.info.get("status")
-    if status != "finished" or (isinstance(planned, int) and len(run.records) < planned):
-        of = f" of {planned} planned" if isinstance(planned, int) else ""
+    planned = run.description.episodes_planned
+    status = run.description.status
+    if status != "finished" or (planned is not None and len(run.records) < planned):
+        of = f" of {planned} planned" if planned is not None else ""
         warnings.append(f"run {run.label}: status {status or 'not recorded'}, {len(run.records)}{of} episodes recorded")
     errors = sum(1 for r in run.records if r.status != "ok")
     if errors:
@@ -76,39 +80,37 @@ def _run_warnings(run: LoadedRun) -> list[str]:
 
 def _between_runs(runs: Sequence[LoadedRun]) -> list[str]:
     warnings = []
-    names = {r.label: r.protocol.get("name") for r in runs}
-    constants = {
-        r.label: {k: v for k, v in r.protocol_constants().items() if k not in ("name", "max_steps")} for r in runs if r.protocol
-    }
-    keys = sorted({k for c in constants.values() for k in c})
-    differing = [k for k in keys if _differs({label: c.get(k) for label, c in constants.items()})]
+    identities = {r.label: r.identity(Purpose.COMPARE) for r in runs}
+    differing: dict[str, dict[str, Any]] = {}
+    for field in dict.fromkeys(f for fields in identities.values() for f in fields):
+        values = {label: fields[field] for label, fields in identities.items() if field in fields}
+        if len(values) > 1 and _differs(values):  # a suite's field: among the runs that have the suite
+            differing[field] = values
+    constants = {f.partition(".")[2]: v for f, v in differing.items() if f.startswith("protocol.")}
+    names = {r.label: r.protocol_name for r in runs}
     if _differs(names):
-        detail = f" (constants that differ: {', '.join(differing)})" if differing else ""
+        detail = f" (constants that differ: {', '.join(sorted(constants))})" if constants else ""
         warnings.append(f"different protocols: {describe(names)}{detail}")
     else:
-        for key in differing:
-            warnings.append(f"different protocol constant {key}: {describe({label: c.get(key) for label, c in constants.items()})}")
-
+        for key, values in sorted(constants.items()):
+            warnings.append(f"different protocol constant {key}: {describe(values)}")
     suites = {r.label: r.suites for r in runs}
     if _differs(suites):
         warnings.append(f"different suites: {describe(suites)}; the Average rows cover different suites")
-    common = [s for s in runs[0].suites if all(s in r.suites for r in runs)]
-    for suite in common:
-        steps = {r.label: r.max_steps().get(suite) for r in runs}
-        if _differs(steps):
-            warnings.append(f"different step limit for {suite}: {describe(steps)}")
-    for suite in common:
-        tasks = {r.label: sorted({rec.task_id for rec in r.records if rec.suite == suite}) for r in runs}
-        if _differs(tasks):
-            warnings.append(f"different tasks evaluated in {suite}: {describe(tasks)}")
-    for what, read in SIMPLE_FIELDS:
-        values = {r.label: read(r) for r in runs}
-        if _differs(values):
-            warnings.append(f"different {what}: {describe(values)}")
-    unrecorded = [r.label for r in runs if not isinstance(r.info.get("versions"), dict)]
+    for field, values in differing.items():
+        if field.startswith("protocol."):
+            continue
+        suite = suite_of(field)
+        head = field.partition(".")[0]
+        name = FIELD_NAMES.get(head, head) + (f" {field.partition('.')[2]}" if suite is not None else "")
+        warnings.append(f"different {name}: {describe(values)}")
+    renderers = {r.label: r.description.renderer for r in runs}
+    if _differs(renderers):
+        warnings.append(f"different renderer (MUJOCO_GL): {describe(renderers)}")
+    unrecorded = [r.label for r in runs if r.description.versions is None]
     if unrecorded:
         warnings.append(f"package versions not recorded: {', '.join(unrecorded)}")
-    versions = {r.label: r.info["versions"] for r in runs if r.label not in unrecorded}
+    versions = {r.label: r.description.versions for r in runs if r.label not in unrecorded}
     packages = list(dict.fromkeys(k for v in versions.values() for k in v))
     for package in packages:
         values = {label: v.get(package) for label, v in versions.items()}
@@ -127,7 +129,7 @@ def _between_runs(runs: Sequence[LoadedRun]) -> list[str]:
 def _against_baselines(runs: Sequence[LoadedRun], baselines: Sequence[Baseline]) -> list[str]:
     warnings = []
     for run in runs:
-        name = run.protocol.get("name")
+        name = run.protocol_name
         others = [b.model for b in baselines if b.protocol != name]
         if others:
             protocols = sorted({b.protocol for b in baselines if b.protocol != name})
@@ -135,7 +137,7 @@ def _against_baselines(runs: Sequence[LoadedRun], baselines: Sequence[Baseline])
                 f"run {run.label} used protocol {show(name)}; published {', '.join(others)} "
                 f"followed {', '.join(protocols)}"
             )
-        deviations = run.info.get("deviations") or {}
+        deviations = run.description.deviations
         if deviations:
             parts = [
                 f"{field} {show(d.get('run'))} instead of {show(d.get('protocol'))}" for field, d in deviations.items() if isinstance(d, dict)
@@ -144,8 +146,8 @@ def _against_baselines(runs: Sequence[LoadedRun], baselines: Sequence[Baseline])
                 f"run {run.label} deviates from protocol {run.protocol_name} ({'; '.join(parts)}): "
                 "its rates are not comparable to published numbers"
             )
-        if not _libero_results(run.info.get("env")):
-            warnings.append(f"run {run.label} ran on env {show(run.info.get('env'))}, not LIBERO: its rates are not LIBERO results")
+        if not _libero_results(run.description.env):
+            warnings.append(f"run {run.label} ran on env {show(run.description.env)}, not LIBERO: its rates are not LIBERO results")
     return warnings
 
 

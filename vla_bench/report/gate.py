@@ -1,9 +1,9 @@
 """The regression gate: is a run's success rate significantly below a baseline's, or below a floor?
 
-Both sides are reduced to a `GateSide`: per-suite counts plus what makes two evaluations the same
-experiment (protocol constants, step limits, seed, env, episode set). Input that does not describe
-the same experiment is unusable (VlaBenchError, exit 2); a significant drop or a rate under the
-floor is a failure (exit 1).
+Both sides are reduced to a `GateSide`: per-suite counts plus their identity for comparison
+(`vla_bench.results.identity`, Purpose.COMPARE: protocol constants, env, seed, episode start, tasks,
+trials, step limits) and episode sets. Input that does not describe the same experiment is unusable
+(VlaBenchError, exit 2); a significant drop or a rate under the floor is a failure (exit 1).
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from typing import Any, Sequence
 from vla_bench import specs
 from vla_bench.errors import VlaBenchError
 from vla_bench.report.build import REPORT_KIND, episode_id
-from vla_bench.report.runs import PROTOCOL_DOC_FIELDS, load_run
+from vla_bench.report.runs import load_run
+from vla_bench.results.identity import Purpose, differences, identity, stated_identity
 from vla_bench.report.stats import DROP_TESTS, drop_pvalue
 
 
@@ -37,18 +38,10 @@ class GateSide:
     """One side of a gate comparison, read from a run folder or a JSON file."""
 
     source: str
-    protocol: dict[str, Any] | str | None  # constants, or only a preset name
-    max_steps: dict[str, Any] | None
-    seed: Any
-    env: str | None
+    identity: dict[str, Any]  # Purpose.COMPARE fields; a JSON baseline states only some of them
     versions: dict[str, Any] | None
     suites: dict[str, SuiteCounts]
     incomplete: str | None = None  # why the run is not a complete evaluation, if it is not
-
-    def protocol_name(self) -> str | None:
-        if isinstance(self.protocol, dict):
-            return self.protocol.get("name")
-        return self.protocol
 
 
 def side_from_run(path: Path, category: str | None = None) -> GateSide:
@@ -72,17 +65,14 @@ def side_from_run(path: Path, category: str | None = None) -> GateSide:
             errors=errors,
             episode_set=frozenset(episode_id(r.suite, r.task_id, r.init_idx, r.seed) for r in records),
         )
-    planned = run.info.get("episodes_planned")
+    planned = run.description.episodes_planned
     incomplete = None
-    if isinstance(planned, int) and len(run.records) < planned:
-        incomplete = f"{len(run.records)} of {planned} planned episodes recorded (status {run.info.get('status')})"
+    if planned is not None and len(run.records) < planned:
+        incomplete = f"{len(run.records)} of {planned} planned episodes recorded (status {run.description.status})"
     return GateSide(
         source=str(path),
-        protocol=run.protocol_constants() or None,
-        max_steps=run.max_steps() or None,
-        seed=run.info.get("seed"),
-        env=run.info.get("env"),
-        versions=run.info.get("versions"),
+        identity=identity(run.description, Purpose.COMPARE),
+        versions=run.description.versions,
         suites=suites,
         incomplete=incomplete,
     )
@@ -129,16 +119,19 @@ def side_from_json(path: Path) -> GateSide:
             raise VlaBenchError(f"{where}: episode_set must be a list of strings")
         suites[suite] = SuiteCounts(successes, ok, errors, None if episodes is None else frozenset(episodes))
     protocol = data.get("protocol")
-    if isinstance(protocol, dict):
-        protocol = {k: v for k, v in specs.recorded_protocol(protocol).items() if k not in PROTOCOL_DOC_FIELDS}
-    elif protocol is not None and not isinstance(protocol, str):
+    if isinstance(protocol, str):
+        protocol = specs.protocols().get(protocol)  # a preset name: its constants
+    elif protocol is not None and not isinstance(protocol, dict):
         raise VlaBenchError(f"{path}: protocol must be a preset name or an object of constants")
+    stated = {}
+    for key, kind in (("env", str), ("seed", int), ("trials", int), ("max_steps", dict)):
+        value = data.get(key)
+        if value is not None and not isinstance(value, kind):
+            raise VlaBenchError(f"{path}: {key} must be {'an object' if kind is dict else kind.__name__}, got {value!r}")
+        stated[key] = value
     return GateSide(
         source=str(path),
-        protocol=protocol,
-        max_steps=data.get("max_steps") if isinstance(data.get("max_steps"), dict) else None,
-        seed=data.get("seed"),
-        env=data.get("env"),
+        identity=stated_identity(Purpose.COMPARE, protocol=protocol, **stated),
         versions=data.get("versions") if isinstance(data.get("versions"), dict) else None,
         suites=suites,
     )
@@ -165,23 +158,10 @@ def check_comparable(run: GateSide, ref: GateSide, suites: Sequence[str]) -> lis
     for side in (run, ref):
         if side.incomplete:
             raise VlaBenchError(f"{side.source}: incomplete run: {side.incomplete}")
-    differences = []
-    if isinstance(run.protocol, dict) and isinstance(ref.protocol, dict):
-        for key in sorted(set(run.protocol) | set(ref.protocol)):
-            if key != "max_steps" and run.protocol.get(key) != ref.protocol.get(key):
-                differences.append(f"{key} {run.protocol.get(key)!r} vs {ref.protocol.get(key)!r}")
-    elif ref.protocol is not None and run.protocol_name() != ref.protocol_name():
-        differences.append(f"protocol {run.protocol_name()!r} vs {ref.protocol_name()!r}")
-    if run.max_steps and ref.max_steps:
-        for suite in suites:
-            if run.max_steps.get(suite) != ref.max_steps.get(suite):
-                differences.append(f"max_steps for {suite} {run.max_steps.get(suite)} vs {ref.max_steps.get(suite)}")
-    if ref.seed is not None and run.seed != ref.seed:
-        differences.append(f"seed {run.seed} vs {ref.seed}")
-    if ref.env is not None and run.env != ref.env:
-        differences.append(f"env {run.env} vs {ref.env}")
-    if differences:
-        raise VlaBenchError(f"different protocols (run vs baseline): {'; '.join(differences)}")
+    gated = {name.split("/")[0] for name in suites}  # "libero_plus/camera": a category of libero_plus
+    found = differences(run.identity, ref.identity, Purpose.COMPARE, suites=sorted(gated))
+    if found:
+        raise VlaBenchError(f"not the same experiment (run vs baseline): {'; '.join(str(d) for d in found)}")
 
     notes = []
     for suite in suites:

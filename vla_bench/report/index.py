@@ -9,7 +9,8 @@ from typing import Any
 import pandas as pd
 
 from vla_bench.errors import VlaBenchError
-from vla_bench.results.io import read_episodes, read_run
+from vla_bench.results.description import read_description
+from vla_bench.results.io import read_episodes
 from vla_bench.results.schema import RUN_FILE
 from vla_bench.results.summary import Summary
 
@@ -32,29 +33,26 @@ def find_run_dirs(root: Path) -> list[Path]:
 
 
 def index_row(run_dir: Path, root: Path) -> dict[str, Any]:
-    info = read_run(run_dir)
+    info = read_description(run_dir)
     summary = Summary.from_records(read_episodes(run_dir))
-    policy = info.get("policy") if isinstance(info.get("policy"), dict) else {}
-    checkpoint = policy.get("checkpoint") if isinstance(policy.get("checkpoint"), dict) else {}
-    path, digest = checkpoint.get("path"), checkpoint.get("sha256")
+    path, digest = info.policy.checkpoint.path, info.policy.checkpoint.sha256
     shown_checkpoint = "-" if not path else Path(path).name + (f" ({digest[:8]})" if digest else "")
-    protocol = info.get("protocol") if isinstance(info.get("protocol"), dict) else {}
     episodes = sum(t.episodes for t in summary.suites.values())
     ok = sum(t.ok for t in summary.suites.values())
     successes = sum(t.successes for t in summary.suites.values())
-    planned = info.get("episodes_planned")
+    planned = info.episodes_planned
     return {
         "run": str(run_dir.relative_to(root)) if run_dir != root else str(root),
-        "policy": policy.get("name", "?"),
+        "policy": info.policy.name,
         "checkpoint": shown_checkpoint,
         # "*": the run overrode protocol settings (tasks, trials, step limits, seed).
-        "protocol": str(protocol.get("name", "?")) + ("*" if info.get("deviations") else ""),
-        "suites": ",".join(info.get("suites") or sorted(summary.suites)),
-        "episodes": f"{episodes}/{planned}" if isinstance(planned, int) else str(episodes),
+        "protocol": info.protocol.name + ("*" if info.deviations else ""),
+        "suites": ",".join(info.suites or sorted(summary.suites)),
+        "episodes": f"{episodes}/{planned}" if planned is not None else str(episodes),
         "success": f"{100 * successes / ok:.1f}%" if ok else "n/a",
         "errors": sum(t.errors for t in summary.suites.values()),
-        "date": str(info.get("started_at") or "")[:19],
-        "status": info.get("status", "?"),
+        "date": str(info.started_at or "")[:19],
+        "status": info.status or "?",
     }
 
 

@@ -105,12 +105,13 @@ def run_lines(runs: Sequence[LoadedRun]) -> list[str]:
         checkpoint = run.checkpoint
         path, digest = checkpoint.get("path"), checkpoint.get("sha256")
         shown = "–" if not path else f"`{escape(str(path).rsplit('/', 1)[-1])}`" + (f" (sha256 {digest[:12]})" if digest else "")
-        planned = run.info.get("episodes_planned")
-        episodes = f"{len(run.records)}/{planned}" if isinstance(planned, int) else str(len(run.records))
-        finished = run.info.get("finished_at") or run.info.get("status") or "–"
+        planned = run.description.episodes_planned
+        episodes = f"{len(run.records)}/{planned}" if planned is not None else str(len(run.records))
+        finished = run.description.finished_at or run.description.status or "–"
+        label = run.label + (f" (runs {' + '.join(run.parts)})" if run.parts else "")
         lines.append(
-            f"| {escape(run.label)} | {escape(run.policy_name)} | {shown} | {escape(run.protocol_name)} | "
-            f"{escape(run.info.get('env', '?'))} | {', '.join(run.suites)} | {episodes} | {escape(finished)} |"
+            f"| {escape(label)} | {escape(run.policy_name)} | {shown} | {escape(run.protocol_name)} | "
+            f"{escape(run.description.env)} | {', '.join(run.suites)} | {episodes} | {escape(finished)} |"
         )
     return lines
 

@@ -1,4 +1,5 @@
-"""Loading run folders for reporting: run.json + episode records, read-only, with a label per run."""
+"""Loading run folders for reporting: run.json (a RunDescription) + episode records, read-only, with a
+label per run; and joining the runs of one experiment on different suites into one report column."""
 
 from __future__ import annotations
 
@@ -7,24 +8,39 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from vla_bench.errors import VlaBenchError
-from vla_bench.specs import recorded_protocol
-from vla_bench.results.io import read_episodes, read_run
+from vla_bench.results.description import RunDescription, read_description
+from vla_bench.results.identity import Purpose, identity, identity_differences
+from vla_bench.results.io import read_episodes
 from vla_bench.results.schema import EPISODES_FILE, EpisodeRecord
 from vla_bench.results.summary import Summary
-
-# Protocol entries that describe a preset rather than change an outcome.
-PROTOCOL_DOC_FIELDS = ("description", "sources")
 
 
 @dataclasses.dataclass
 class LoadedRun:
-    """One run folder as read from disk. `records` holds one record per episode key."""
+    """One run folder as read from disk (or several joined into one column, `parts`). `records` holds
+    one record per episode key."""
 
     label: str
     path: Path
-    info: dict[str, Any]
+    description: RunDescription
     records: list[EpisodeRecord]
     notes: list[str]  # reading problems worth a warning (torn last line, duplicate records)
+    parts: tuple[str, ...] = ()  # labels of the runs joined into this column (empty: one run)
+    members: tuple[RunDescription, ...] = ()  # their descriptions
+
+    def identity(self, purpose: Purpose) -> dict[str, Any]:
+        """The run's identity (`vla_bench.results.identity`); for a joined column, the fields its runs
+        agree on (each per-suite field comes from the one run that has the suite)."""
+        values: dict[str, list[Any]] = {}
+        for member in self.members or (self.description,):
+            for field, value in identity(member, purpose).items():
+                values.setdefault(field, []).append(value)
+        return {field: found[0] for field, found in values.items() if all(v == found[0] for v in found)}
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """run.json as JSON (for display)."""
+        return self.description.to_json()
 
     @property
     def summary(self) -> Summary:
@@ -33,41 +49,33 @@ class LoadedRun:
     @property
     def suites(self) -> list[str]:
         """Suites in the order run.json lists them, then any others found in the records."""
-        listed = [s for s in self.info.get("suites", []) if isinstance(s, str)]
+        listed = list(self.description.suites)
         seen = {r.suite for r in self.records}
         return [s for s in listed if s in seen] + sorted(seen - set(listed))
 
     @property
     def protocol(self) -> dict[str, Any]:
-        protocol = self.info.get("protocol")
-        return recorded_protocol(protocol) if isinstance(protocol, dict) else {}
+        return self.description.protocol.to_dict()
 
     @property
     def protocol_name(self) -> str:
-        return str(self.protocol.get("name", "?"))
-
-    def protocol_constants(self) -> dict[str, Any]:
-        """The protocol's outcome-relevant constants (description and sources left out)."""
-        return {k: v for k, v in self.protocol.items() if k not in PROTOCOL_DOC_FIELDS}
+        """The protocol preset's name ("libero-plus+openvla" for a column joining runs under both)."""
+        return "+".join(dict.fromkeys(d.protocol.name for d in self.members or (self.description,)))
 
     def max_steps(self) -> dict[str, Any]:
         """Effective step limit per suite (the protocol's, or the --max-steps override)."""
-        steps = self.info.get("max_steps")
-        return steps if isinstance(steps, dict) else {}
+        return dict(self.description.max_steps)
 
     def episode_set(self, suite: str) -> set[tuple[str, int, int, int]]:
         return {(r.suite, r.task_id, r.init_idx, r.seed) for r in self.records if r.suite == suite}
 
     @property
     def policy_name(self) -> str:
-        policy = self.info.get("policy")
-        return str(policy.get("name", "?")) if isinstance(policy, dict) else "?"
+        return self.description.policy.name
 
     @property
     def checkpoint(self) -> dict[str, Any]:
-        policy = self.info.get("policy")
-        checkpoint = policy.get("checkpoint") if isinstance(policy, dict) else None
-        return checkpoint if isinstance(checkpoint, dict) else {}
+        return dataclasses.asdict(self.description.policy.checkpoint)
 
     def videos(self) -> list[Path]:
         """Episode videos present under the run folder's videos/ directory."""
@@ -97,7 +105,7 @@ def load_run(path: str | Path, label: str | None = None) -> LoadedRun:
         raise VlaBenchError(f"{run_dir}: no such run folder")
     if not run_dir.is_dir():
         raise VlaBenchError(f"{run_dir}: not a directory (expected a run folder holding run.json and episodes.jsonl)")
-    info = read_run(run_dir)
+    description = read_description(run_dir)
     episodes_path = run_dir / EPISODES_FILE
     if not episodes_path.is_file():
         raise VlaBenchError(f"{episodes_path}: missing; the run recorded no episodes")
@@ -117,7 +125,7 @@ def load_run(path: str | Path, label: str | None = None) -> LoadedRun:
     return LoadedRun(
         label=label or run_dir.resolve().name,
         path=run_dir,
-        info=info,
+        description=description,
         records=list(unique.values()),
         notes=notes,
     )
@@ -143,3 +151,41 @@ def load_runs(paths: Sequence[str], names: str | None = None) -> list[LoadedRun]
     if duplicates:
         raise VlaBenchError(f"two runs share the label {duplicates[0]!r}; give distinct labels with --names")
     return runs
+
+
+def join_columns(runs: Sequence[LoadedRun]) -> list[LoadedRun]:
+    """Runs of one experiment (same policy, checkpoint and protocol constants: the COLUMN identity) on
+    different suites, joined into one column labelled by the first; runs that share a suite stay apart."""
+    columns: list[LoadedRun] = []
+    for run in runs:
+        for i, column in enumerate(columns):
+            if not set(column.suites) & set(run.suites) and not identity_differences(column.description, run.description, Purpose.COLUMN):
+                columns[i] = _joined(column, run)
+                break
+        else:
+            columns.append(run)
+    return columns
+
+
+def _joined(column: LoadedRun, run: LoadedRun) -> LoadedRun:
+    first, other = column.description, run.description
+    planned = None if first.episodes_planned is None or other.episodes_planned is None else first.episodes_planned + other.episodes_planned
+    statuses = {first.status, other.status}
+    description = dataclasses.replace(
+        first,
+        suites=(*first.suites, *other.suites),
+        tasks={**first.tasks, **other.tasks},
+        max_steps={**first.max_steps, **other.max_steps},
+        episodes_planned=planned,
+        status=statuses.pop() if len(statuses) == 1 else "mixed",
+        finished_at=max(filter(None, (first.finished_at, other.finished_at)), default=None),
+    )
+    return LoadedRun(
+        label=column.label,
+        path=column.path,
+        description=description,
+        records=[*column.records, *run.records],
+        notes=[*column.notes, *run.notes],
+        parts=(*(column.parts or (column.label,)), run.label),
+        members=(*(column.members or (column.description,)), run.description),
+    )

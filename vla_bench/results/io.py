@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
 from typing import Any
 
 from vla_bench.errors import VlaBenchError
+from vla_bench.results.description import RUN_SCHEMA_VERSION, RunDescription, read_description, write_description
 from vla_bench.results.schema import (
     EPISODES_FILE,
     RUN_FILE,
@@ -30,18 +32,8 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
 
 
 def read_run(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / RUN_FILE
-    if not path.is_file():
-        raise VlaBenchError(f"{path}: missing; {run_dir} is not a run folder")
-    try:
-        run = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise VlaBenchError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(run, dict):
-        raise VlaBenchError(f"{path}: expected a JSON object, got {type(run).__name__}")
-    if run.get("schema_version") != SCHEMA_VERSION:
-        raise VlaBenchError(f"{path}: unknown schema_version {run.get('schema_version')!r} (this vla_bench reads {SCHEMA_VERSION})")
-    return run
+    """run.json as a JSON object, validated by `read_description` (scripts and tests; code reads the description)."""
+    return read_description(run_dir).to_json()
 
 
 def read_episodes(run_dir: Path) -> list[EpisodeRecord]:
@@ -86,34 +78,34 @@ def drop_torn_tail(path: Path) -> bool:
 
 
 class RunWriter:
-    """Owns one run folder: run.json, episodes.jsonl (append + fsync per record), summaries."""
+    """Owns one run folder: run.json (its `RunDescription`), episodes.jsonl (append + fsync per record), summaries."""
 
-    def __init__(self, run_dir: Path, run_info: dict[str, Any]) -> None:
+    def __init__(self, run_dir: Path, description: RunDescription) -> None:
         self.run_dir = run_dir
-        self.run_info = run_info
+        self.description = description
         self._episodes = None
 
     @classmethod
-    def create(cls, run_dir: Path, run_info: dict[str, Any]) -> RunWriter:
+    def create(cls, run_dir: Path, description: RunDescription) -> RunWriter:
         """Start a new run folder; refuses a folder that already holds a run."""
         if (run_dir / RUN_FILE).exists() or (run_dir / EPISODES_FILE).exists():
             raise VlaBenchError(f"{run_dir} already holds a run; choose another --output")
         run_dir.mkdir(parents=True, exist_ok=True)
-        writer = cls(run_dir, {"schema_version": SCHEMA_VERSION, **run_info, "status": "running"})
+        writer = cls(run_dir, dataclasses.replace(description, schema_version=RUN_SCHEMA_VERSION, status="running"))
         writer.save_run()
         return writer
 
     @classmethod
-    def reopen(cls, run_dir: Path, run_info: dict[str, Any]) -> RunWriter:
+    def reopen(cls, run_dir: Path, description: RunDescription) -> RunWriter:
         """Continue an existing run folder (resume): drops a torn last record so appends start on a
-        fresh line, and stores `run_info` (marked running) as the new run.json."""
+        fresh line, and stores `description` (marked running) as the new run.json."""
         drop_torn_tail(run_dir / EPISODES_FILE)
-        writer = cls(run_dir, {**run_info, "status": "running"})
+        writer = cls(run_dir, dataclasses.replace(description, schema_version=RUN_SCHEMA_VERSION, status="running"))
         writer.save_run()
         return writer
 
     def save_run(self) -> None:
-        write_json_atomic(self.run_dir / RUN_FILE, self.run_info)
+        write_description(self.run_dir, self.description)
 
     def append(self, record: EpisodeRecord) -> None:
         if self._episodes is None:
@@ -123,14 +115,15 @@ class RunWriter:
         os.fsync(self._episodes.fileno())
 
     def finish(self, status: str, **fields: Any) -> Summary:
-        """Close the episode file, record the end status, write summary.md / summary.csv."""
+        """Close the episode file, record the end status (and `fields` of the description), write
+        summary.md / summary.csv."""
         if self._episodes is not None:
             self._episodes.close()
             self._episodes = None
-        self.run_info.update(status=status, **fields)
+        self.description = dataclasses.replace(self.description, status=status, **fields)
         self.save_run()
         summary = Summary.from_records(read_episodes(self.run_dir))
-        title = f"{self.run_info.get('policy', {}).get('name', '?')} on {', '.join(self.run_info.get('suites', []))}"
+        title = f"{self.description.policy.name} on {', '.join(self.description.suites)}"
         (self.run_dir / SUMMARY_MD).write_text(to_markdown(summary, title))
         (self.run_dir / SUMMARY_CSV).write_text(to_csv(summary, SCHEMA_VERSION))
         return summary

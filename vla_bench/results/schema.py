@@ -1,4 +1,5 @@
-"""The results schema: `run.json` and one JSON line per episode in `episodes.jsonl`.
+"""The results schema: one JSON line per episode in `episodes.jsonl` (run.json is a RunDescription,
+`results/description.py`).
 
 Readers (summary, report, gate) depend on these fields, never on log text. Bump SCHEMA_VERSION
 on any incompatible change.

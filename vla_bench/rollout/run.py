@@ -4,6 +4,7 @@ it arrives, show progress, and record how the run ended (finished, interrupted, 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -18,22 +19,18 @@ from vla_bench.episodes import Episode
 from vla_bench.errors import VlaBenchError
 from vla_bench.policies.base import Policy
 from vla_bench.remote.options import redact_argv
-from vla_bench.results.io import RunWriter, read_episodes, read_run
+from vla_bench.results.description import RunDescription, read_description
+from vla_bench.results.identity import Purpose, identity_differences
+from vla_bench.results.io import RunWriter, read_episodes
 from vla_bench.results.lock import RunLock
 from vla_bench.results.schema import EPISODES_FILE, RETRIED_FILE, STATUS_ERROR, STATUS_OK, EpisodeRecord
 from vla_bench.results.summary import Summary
 from vla_bench.rollout.executor import Executor
-from vla_bench.runs import identity_differences
 from vla_bench.specs import Protocol
 
 
 def now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def as_json(data: dict[str, Any]) -> dict[str, Any]:
-    """`data` as it reads back from run.json (tuples become lists), for comparisons."""
-    return json.loads(json.dumps(data, default=str))
 
 
 class Progress:
@@ -123,7 +120,7 @@ class Run:
         self._peak_rss = [peak_rss_mb] if peak_rss_mb else []
 
     @classmethod
-    def create(cls, run_dir: Path, info: dict[str, Any], episodes: Sequence[Episode], progress: bool = True) -> Run:
+    def create(cls, run_dir: Path, description: RunDescription, episodes: Sequence[Episode], progress: bool = True) -> Run:
         """A new run folder for `episodes`; refuses a folder that already holds a run or is in use."""
         try:
             run_dir.mkdir(parents=True, exist_ok=True)
@@ -131,7 +128,7 @@ class Run:
         except OSError as exc:
             raise write_failed(run_dir, exc) from None
         try:
-            writer = RunWriter.create(run_dir, {**info, "started_at": now()})
+            writer = RunWriter.create(run_dir, dataclasses.replace(description, started_at=now()))
         except OSError as exc:
             lock.release()
             raise write_failed(run_dir, exc) from None
@@ -141,32 +138,33 @@ class Run:
         return cls(writer, lock, episodes, episodes, progress)
 
     @classmethod
-    def resume(cls, run_dir: Path, info: dict[str, Any], episodes: Sequence[Episode], progress: bool = True,
+    def resume(cls, run_dir: Path, description: RunDescription, episodes: Sequence[Episode], progress: bool = True,
                retry_errors: bool = False) -> Run:
         """Continue the run in `run_dir`: only episodes without a record remain to do (and, with
         `retry_errors`, those recorded as errors: their records move to `retried-errors.jsonl`).
         Refuses, before writing anything, a folder that is not a run, is in use, was started with
         other settings, or holds a malformed record."""
         if not run_dir.is_dir():
-            read_run(run_dir)  # raises: not a run folder
+            read_description(run_dir)  # raises: not a run folder
         try:
             lock = RunLock(run_dir).acquire()
         except OSError as exc:
             raise write_failed(run_dir, exc) from None
         try:
-            old = read_run(run_dir)
-            problems = identity_differences(old, as_json(info))
+            old = read_description(run_dir)
+            problems = identity_differences(old, description, Purpose.RESUME)
             if problems:
-                raise VlaBenchError(f"cannot resume {run_dir}: it was started with other settings: {'; '.join(problems)}")
+                listed = "; ".join(str(p) for p in problems)
+                raise VlaBenchError(f"cannot resume {run_dir}: it was started with other settings (run folder vs this command): {listed}")
             records = read_episodes(run_dir)
             retried = [r for r in records if r.status == STATUS_ERROR] if retry_errors else []
-            entry = {"at": now(), "command": redact_argv(sys.argv), "workers": info.get("workers"), "executor": info.get("executor")}
+            entry = {"at": now(), "command": redact_argv(sys.argv), "workers": description.workers, "executor": description.executor}
             if retry_errors:
                 entry["retried_errors"] = len(retried)
             try:
                 if retried:
                     set_aside_records(run_dir, [r for r in records if r.status != STATUS_ERROR], retried)
-                writer = RunWriter.reopen(run_dir, {**old, "resumed": [*old.get("resumed", []), entry]})
+                writer = RunWriter.reopen(run_dir, dataclasses.replace(old, resumed=(*old.resumed, entry)))
             except OSError as exc:
                 raise write_failed(run_dir, exc) from None
         except BaseException:
@@ -175,7 +173,7 @@ class Run:
         retried_keys = {r.key for r in retried}
         done = {r.key for r in records if r.key not in retried_keys}
         todo = [e for e in episodes if e.key not in done]
-        return cls(writer, lock, episodes, todo, progress, old.get("worker_peak_rss_mb"))
+        return cls(writer, lock, episodes, todo, progress, old.worker_peak_rss_mb)
 
     def add(self, record: EpisodeRecord) -> None:
         """Write one record (fsynced) and count it."""
