@@ -63,12 +63,12 @@ def test_an_older_run_json_reads_with_what_that_run_did(tmp_path):
         (lambda d: [1, 2], "run.json: expected a JSON object, got list"),
         (lambda d: {**d, "schema_version": 99}, "run.json: unknown schema_version 99"),
         (lambda d: {k: v for k, v in d.items() if k != "trials"}, "run.json: required field 'trials' is missing"),
-        (lambda d: {**d, "seed": "zero"}, "run.json: field 'seed': expected an integer, got str 'zero'"),
-        (lambda d: {**d, "tasks": {"libero_goal": [0, "1"]}}, "field 'tasks'.libero_goal[1]: expected an integer"),
-        (lambda d: {**d, "policy": {"checkpoint": {}}}, "field 'policy'.name: expected a string, got NoneType"),
-        (lambda d: {**d, "protocol": {**d["protocol"], "colour": 1}}, "field 'protocol'.colour: not a protocol field"),
-        (lambda d: {**d, "protocol": {k: v for k, v in d["protocol"].items() if k != "render_size"}}, "field 'protocol'.render_size: missing"),
-        (lambda d: {**d, "protocol": {**d["protocol"], "state": "quaternion"}}, "field 'protocol': protocol openvla: state must be one of"),
+        (lambda d: {**d, "seed": "zero"}, "run.json: seed: expected an integer, got str 'zero'"),
+        (lambda d: {**d, "tasks": {"libero_goal": [0, "1"]}}, "run.json: tasks.libero_goal[1]: expected an integer"),
+        (lambda d: {**d, "policy": {"checkpoint": {}}}, "run.json: policy.name: expected a string, got NoneType"),
+        (lambda d: {**d, "protocol": {**d["protocol"], "colour": 1}}, "run.json: protocol.colour: not a protocol field"),
+        (lambda d: {**d, "protocol": {k: v for k, v in d["protocol"].items() if k != "render_size"}}, "run.json: protocol.render_size: missing"),
+        (lambda d: {**d, "protocol": {**d["protocol"], "state": "quaternion"}}, "run.json: protocol: protocol openvla: state must be one of"),
     ],
 )
 def test_an_invalid_run_json_is_one_line_naming_file_and_field(tmp_path, change, message):
@@ -202,3 +202,13 @@ def test_runs_of_one_experiment_on_different_suites_form_one_report_column(tmp_p
     assert set(frame[(frame.column == "spatial") & (frame.level == "suite")].suite) == {"libero_spatial", "libero_goal"}
     assert "| spatial (runs spatial + goal) |" in report.markdown()
     assert report.to_json()["runs"][0]["joined"] == ["spatial", "goal"]
+
+
+def test_a_gate_baseline_naming_an_unknown_preset_is_one_line(tmp_path):
+    from vla_bench.report.gate import run_gate
+
+    run = _eval(tmp_path / "run")
+    baseline = tmp_path / "published.json"
+    baseline.write_text(json.dumps({"protocol": "openvlaa", "suites": {"libero_spatial": {"successes": 1, "ok": 2}}}))
+    with pytest.raises(VlaBenchError, match=f"{baseline}: unknown protocol 'openvlaa'.*did you mean 'openvla'"):
+        run_gate(str(run), str(baseline))

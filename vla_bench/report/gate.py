@@ -120,7 +120,10 @@ def side_from_json(path: Path) -> GateSide:
         suites[suite] = SuiteCounts(successes, ok, errors, None if episodes is None else frozenset(episodes))
     protocol = data.get("protocol")
     if isinstance(protocol, str):
-        protocol = specs.protocols().get(protocol)  # a preset name: its constants
+        try:
+            protocol = specs.protocols().get(protocol)  # a preset name: its constants
+        except VlaBenchError as exc:
+            raise VlaBenchError(f"{path}: {exc}") from None
     elif protocol is not None and not isinstance(protocol, dict):
         raise VlaBenchError(f"{path}: protocol must be a preset name or an object of constants")
     stated = {}

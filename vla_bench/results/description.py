@@ -180,7 +180,7 @@ def parse_protocol(value: Any, where: str = "protocol") -> Protocol:
         raise VlaBenchError(f"{where}.{unknown[0]}: not a protocol field of this vla_bench (known: {', '.join(fields)})")
     missing = [name for name, f in fields.items() if name not in value and f.default is dataclasses.MISSING]
     if missing:
-        raise VlaBenchError(f"{where}.{missing[0]}: missing")
+        raise VlaBenchError(f"{where}.{missing[0]}: missing (a required protocol field)")
     entry = dict(value)
     for name, kind in PROTOCOL_LIST_FIELDS.items():
         items = entry[name]
@@ -207,11 +207,11 @@ class _Fields:
     def required(self, name: str, read: Reader) -> Any:
         if self.data.get(name) is None:
             raise VlaBenchError(f"{self.source}: required field {name!r} is missing")
-        return read(self.data[name], f"{self.source}: field {name!r}")
+        return read(self.data[name], f"{self.source}: {name}")
 
     def optional(self, name: str, read: Reader, default: Any = None) -> Any:
         value = self.data.get(name)
-        return default if value is None else read(value, f"{self.source}: field {name!r}")
+        return default if value is None else read(value, f"{self.source}: {name}")
 
 
 def _kind(value: Any) -> str:
