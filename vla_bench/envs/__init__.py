@@ -55,9 +55,11 @@ def _build_libero(spec: EnvSpec) -> Env:
 
 
 def _prepare_libero(suites: Sequence, episodes: Sequence, assets: str | None = None) -> None:
+    from vla_bench.envs.libero_env import asset_cache_mode
     from vla_bench.envs.libero_setup import ensure_ready
 
     ensure_ready()  # fail before creating the run folder if LIBERO is not usable
+    asset_cache_mode()  # and on a bad $VLA_BENCH_ASSET_CACHE
     if any(getattr(s, "robust", False) for s in suites):
         from vla_bench.envs.robust_setup import check_episodes, set_assets_dir
 

@@ -86,19 +86,43 @@ def _make_raw_env(spec: EnvSpec, bddl: str):
     return ControlEnv(bddl_file_name=bddl, has_renderer=False, has_offscreen_renderer=False, use_camera_obs=False)
 
 
-def keep_no_asset_cache() -> None:
-    """Stop MuJoCo from caching decoded assets in this process.
+ASSET_CACHE_VARIABLE = "VLA_BENCH_ASSET_CACHE"
+ASSET_CACHE_MODES = ("auto", "keep", "off")
+MUJOCO_CACHE_CAPACITY = 512 * 1024 * 1024  # mujoco 3.3's default
+
+
+def asset_cache_mode() -> str:
+    """$VLA_BENCH_ASSET_CACHE: auto (default), keep or off; anything else is an error."""
+    mode = os.environ.get(ASSET_CACHE_VARIABLE, "auto").strip().lower() or "auto"
+    if mode not in ASSET_CACHE_MODES:
+        raise VlaBenchError(f"${ASSET_CACHE_VARIABLE}={mode!r}: expected one of {', '.join(ASSET_CACHE_MODES)}")
+    return mode
+
+
+def keeps_asset_cache(spec: EnvSpec) -> bool:
+    """Whether this env's process keeps MuJoCo's asset cache: `keep`, `off`, or with `auto` only when
+    the env renders nothing (an unrendered eval is bound by CPU, a rendered worker by memory)."""
+    mode = asset_cache_mode()
+    return mode == "keep" or (mode == "auto" and not spec.cameras)
+
+
+def set_asset_cache(keep: bool) -> None:
+    """Keep MuJoCo's asset cache (its default, 512 MB capacity) or keep none in this process.
 
     MuJoCo 3.3 keeps the decoded textures and meshes of every compiled model in a process-wide cache
-    (~260 MB for a LIBERO scene, 512 MB capacity) only to speed up compiling the same files again.
-    In a worker that is ~260 MB held for good and on top of every scene build's peak; a hard reset
-    decodes the files again instead. Capacity 0 ("disabled") crashes mujoco 3.3.7, so the capacity
-    is one byte: no asset fits."""
+    (~260 MB for a LIBERO scene) to compile the same files again faster. Without it every scene build
+    decodes the PNG textures again: ~2 CPU-seconds more per build (bench/results/eval-cpu-*), the
+    regression of `make eval-libero` in issue #12. With it that memory is held for good and on top of
+    every later build's peak. Capacity 0 ("disabled") crashes mujoco 3.3.7, so "none" is one byte."""
     import mujoco
 
     cache = mujoco.mj_getCache()
-    mujoco.mj_clearCache(cache)
-    mujoco.mj_setCacheCapacity(cache, 1)
+    if keep:
+        if mujoco.mj_getCacheCapacity(cache) < MUJOCO_CACHE_CAPACITY:
+            mujoco.mj_setCacheCapacity(cache, MUJOCO_CACHE_CAPACITY)
+    else:
+        mujoco.mj_clearCache(cache)
+        mujoco.mj_setCacheCapacity(cache, 1)
 
 
 def trim_heap() -> None:
@@ -138,6 +162,9 @@ def release_texture_pixels(sim, render_size: int) -> int:
     return end - start
 
 
+BUILT = object()  # LiberoEnv._scene_seed of a scene that only the constructor has built
+
+
 class CameraGate:
     """A robosuite camera sensor that renders only while `open`; otherwise it returns a blank image.
 
@@ -165,7 +192,7 @@ class LiberoEnv:
         task, self._init_states, bddl = load_task(spec.suite, spec.task_id)
         self.language: str = task.language
         self.n_init_states = len(self._init_states)
-        keep_no_asset_cache()
+        set_asset_cache(keeps_asset_cache(spec))
         self._env = make_raw_env(spec, bddl)
         self._release_build_memory()
         self._settle = np.asarray(spec.settle_action, dtype=np.float64)
@@ -175,7 +202,9 @@ class LiberoEnv:
 
             self._privileged = PrivilegedReader(self._env.env)
         self._gates: list[CameraGate] = []
-        self._scene_seed: int | None = None  # seed of the last full (hard) reset
+        # Seed of the scene's last full reset; BUILT while the scene is the one the constructor just
+        # compiled (see _reusable).
+        self._scene_seed: int | None | object = BUILT
         # LIBERO appends one open/close (or on/off) sampler per scene build and never drops the old
         # ones; see _forget_stale_samplers.
         self._n_property_samplers = len(self._env.env.object_property_initializers)
@@ -239,6 +268,17 @@ class LiberoEnv:
         the same joint, makes every episode start like the first episode of a fresh env."""
         del self._env.env.object_property_initializers[self._n_property_samplers :]
 
+    def _draw_like_a_first_hard_reset(self) -> None:
+        """Give the constructor's scene the sampler list a fresh env's first (hard) reset draws from.
+
+        That reset builds the scene a second time, so it draws from the constructor's fixture samplers
+        and then from its own identical ones (see _forget_stale_samplers). The samplers hold no state
+        (one uniform draw within the joint's range, applied to the joint by name), so repeating the
+        constructor's list makes the soft reset draw the same numbers in the same order, and every
+        later reset finds the list a hard-reset scene has."""
+        initializers = self._env.env.object_property_initializers
+        initializers.extend(initializers[: self._n_property_samplers])
+
     def _soft_reset(self) -> None:
         """robosuite's reset without rebuilding the model, the sim and the GL context (~0.5 s instead of
         ~2 s): mj_resetData, then the same sampling (robot noise, fixture placement) as a hard reset, so
@@ -252,12 +292,25 @@ class LiberoEnv:
         finally:
             robosuite_env.hard_reset = previous
 
+    def _reusable(self, seed: int) -> bool:
+        """Whether the next episode may start with the soft reset: the scene was built by the
+        constructor (not yet reset) or last hard-reset from the same seed, and its GL context is current.
+
+        The constructor compiles the same scene a hard reset compiles (LIBERO draws no random number
+        while building it), so the soft reset applies to the first episode too and a worker compiles
+        each task's scene once instead of twice. `bench/check_reset.py` compares this first episode,
+        like every other, with a fresh env's hard-reset one."""
+        return (self._scene_seed is BUILT or self._scene_seed == seed) and self._owns_gl_context()
+
     def start(self, init_idx: int, seed: int, render: bool = True) -> Observation:
         if not 0 <= init_idx < self.n_init_states:
             raise VlaBenchError(f"init state {init_idx} out of range (task has {self.n_init_states})")
         self._env.seed(seed)
-        if self.spec.fast_reset and self._scene_seed == seed and self._owns_gl_context():
+        if self.spec.fast_reset and self._reusable(seed):
+            if self._scene_seed is BUILT:
+                self._draw_like_a_first_hard_reset()
             self._soft_reset()
+            self._scene_seed = seed
         else:
             self._forget_stale_samplers()  # a soft reset builds no scene, so adds no sampler
             self._env.reset()
