@@ -147,8 +147,39 @@ def measure_env(queue, steps: int, render: bool) -> None:
         env.step(action, render=render)
     stages.append(snapshot(f"second episode ({steps} steps)", time.monotonic() - t0))
     sizes = mujoco_sizes(env)
-    env.close()
+    stages += teardown(env, time.monotonic() - t0)
     queue.put({"stages": stages, "mujoco": sizes, "env": os.environ.get("MALLOC_ARENA_MAX")})
+
+
+def teardown(env, seconds: float) -> list[dict]:
+    """Attribute the steady state by freeing it piece by piece (each followed by gc and malloc_trim):
+    the GL context (llvmpipe's textures, framebuffers and the MjrContext), then the whole env (the
+    compiled model, mjData and robosuite's and LIBERO's scene objects). What remains afterwards is the
+    imported libraries and heap that is no longer returned."""
+    import gc
+
+    from vla_bench.envs.libero_env import trim_heap
+
+    def release() -> None:
+        gc.collect()
+        trim_heap()
+
+    out = []
+    sim = env.raw.env.sim
+    context = getattr(sim, "_render_context_offscreen", None)
+    if context is not None:
+        context.con.free()
+        context.gl_ctx.free()
+        sim._render_context_offscreen = None
+        del context
+        release()
+        out.append(snapshot("teardown: GL context freed", seconds))
+    del sim
+    env._gates = []  # the camera gates hold robosuite's sensors, which hold the env
+    env.close()
+    release()
+    out.append(snapshot("teardown: env closed (model, data, scene objects)", seconds))
+    return out
 
 
 def measure_torch(queue) -> None:
