@@ -97,29 +97,44 @@ else
   train_step "$WORK/student-stage2-only" "${finetune[@]}" --init small-student.json --teacher "$TEACHER"
 fi
 
-# 4. evaluation on held-out init states, then the comparison
+# 4. evaluation on held-out init states, then the comparison. An evaluation waits on its policy between
+# env steps, so with DS_PARALLEL=1 the three run side by side (each its own DS_WORKERS env workers).
 mkdir -p "$DS_OUT/checkpoints" "$DS_OUT/curves"
 names=()
 runs=()
+pids=()
 for pair in "teacher:seer:$WORK/teacher" "student:vita-vla:$WORK/student" "student-stage2-only:vita-vla:$WORK/student-stage2-only"; do
   IFS=: read -r name policy dir <<<"$pair"
+  out=$DS_OUT/eval-$name
+  names+=("$name")
+  runs+=("$out")
+  if .venv/bin/python -c "import json,sys; sys.exit(json.load(open(sys.argv[1])).get('status') != 'finished')" "$out/run.json" 2>/dev/null; then
+    continue  # evaluated: its checkpoint copy is the one it evaluated
+  fi
   rm -rf "$DS_OUT/checkpoints/$name"
   cp -r "$dir/checkpoint" "$DS_OUT/checkpoints/$name"
   cp "$dir/loss.png" "$DS_OUT/curves/$name.png"
   cp "$dir/metrics.jsonl" "$DS_OUT/curves/$name.metrics.jsonl"
   cp "$dir/run.json" "$DS_OUT/curves/$name.run.json"
-  out=$DS_OUT/eval-$name
   protocol=$(.venv/bin/python -c "import json,sys; print(json.load(open(sys.argv[1]))['protocol']['name'])" "$dir/checkpoint/config.json")
-  if ! .venv/bin/python -c "import json,sys; sys.exit(json.load(open(sys.argv[1])).get('status') != 'finished')" "$out/run.json" 2>/dev/null; then
-    args=(eval --suite "$DS_SUITE" --tasks "$DS_TASKS" --trials "$DS_EVAL_TRIALS" --policy "$policy"
-          --checkpoint "$DS_OUT/checkpoints/$name" --protocol "$protocol" --workers "$DS_WORKERS" --output "$out")
-    [[ -n "$DS_EVAL_MAX_STEPS" ]] && args+=(--max-steps "$DS_EVAL_MAX_STEPS")
-    [[ -d "$out" ]] && args+=(--resume)
+  args=(eval --suite "$DS_SUITE" --tasks "$DS_TASKS" --trials "$DS_EVAL_TRIALS" --policy "$policy"
+        --checkpoint "$DS_OUT/checkpoints/$name" --protocol "$protocol" --workers "$DS_WORKERS" --output "$out")
+  [[ -n "$DS_EVAL_MAX_STEPS" ]] && args+=(--max-steps "$DS_EVAL_MAX_STEPS")
+  [[ -d "$out" ]] && args+=(--resume)
+  if [[ $DS_PARALLEL == 1 ]]; then
+    # shellcheck disable=SC2086
+    timed "eval-$name" run "${args[@]}" $DS_EVAL_ARGS > "$WORK/eval-$name.log" 2>&1 &
+    pids+=($!)
+  else
+    # shellcheck disable=SC2086
     timed "eval-$name" run "${args[@]}" $DS_EVAL_ARGS
   fi
-  names+=("$name")
-  runs+=("$out")
 done
+status=0
+for pid in ${pids[@]+"${pids[@]}"}; do
+  wait "$pid" || status=$?
+done
+[[ $status == 0 ]] || { echo "an evaluation failed (logs: $WORK/eval-*.log)" >&2; exit "$status"; }
 run report "${runs[@]}" --names "$(IFS=,; echo "${names[*]}")" --differences student:student-stage2-only,student:teacher --html "$DS_OUT/report.html" --json "$DS_OUT/report.json" > "$DS_OUT/report.md"
 cat "$DS_OUT/report.md"
 echo "comparison: $DS_OUT/report.md, $DS_OUT/report.html"
