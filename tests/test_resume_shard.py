@@ -44,41 +44,59 @@ def reference(tmp_path_factory):
 
 
 KILLED_RUN = """
-import sys
+import functools, signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C as in a terminal, even if the test runs with SIGINT ignored (a background job)
 sys.path.insert(0, {tests!r})
-from engine_helpers import fake_factory
+from permit_env import PermitEnv
 from test_resume_shard import config
+from vla_bench.envs.fake import FakeBehaviour
 from vla_bench.evaluate import evaluate
 from pathlib import Path
 if __name__ == "__main__":
-    evaluate(config(Path({out!r})), env_factory=fake_factory(step_seconds=0.02))
+    factory = functools.partial(PermitEnv, permits={permits!r}, behaviour=FakeBehaviour(step_seconds=0.02))
+    evaluate(config(Path({out!r})), env_factory=factory)
 """
 
 
-def start_run(tmp_path: Path, out: Path) -> subprocess.Popen:
+def start_run(tmp_path: Path, out: Path, permits: int) -> subprocess.Popen:
+    """The run of `config(out)` in a fresh process whose envs start at most `permits` episodes."""
+    folder = tmp_path / "permits"
+    folder.mkdir()
+    for i in range(permits):
+        (folder / str(i)).touch()
     script = tmp_path / "run_eval.py"
-    script.write_text(KILLED_RUN.format(tests=str(TESTS), out=str(out)))
+    script.write_text(KILLED_RUN.format(tests=str(TESTS), out=str(out), permits=str(folder)))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS.parent), os.environ.get("PYTHONPATH", "")])}
     return subprocess.Popen([sys.executable, str(script)], env=env, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+
+
+def wait_for_records(process: subprocess.Popen, out: Path, target: int, limit_s: float = 600.0) -> None:
+    """Until run.json exists and episodes.jsonl holds `target` records. Fails (never goes on early) if
+    the run ends first or `limit_s` passes: a kill before the executor runs tests something else."""
+    episodes = out / "episodes.jsonl"
+    deadline = time.monotonic() + limit_s
+    while not ((out / "run.json").exists() and (target == 0 or (episodes.exists() and episodes.read_text().count("\n") >= target))):
+        assert process.poll() is None, f"the run ended (exit code {process.returncode}) before {target} records"
+        if time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"the run wrote fewer than {target} records within {limit_s:g} s")
+        time.sleep(0.005)
 
 
 @pytest.mark.parametrize("trial", range(3))
 def test_resume_after_kill_at_a_random_moment_matches_an_uninterrupted_run(tmp_path, reference, trial):
     rng = random.Random(trial)
     out = tmp_path / "run"
-    process = start_run(tmp_path, out)
-    # kill after a random number of records (0..8 of 12), plus a random fraction of a step or more
+    # kill after a random number of records (0..8 of 12), plus a random fraction of a step or more;
+    # the run may start one episode more than that (in flight, or finished, when the kill lands),
+    # never all 12: a slow test process cannot let it finish first
     target = rng.randint(0 if trial != 2 else 1, 8)  # Ctrl-C once the executor runs
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        episodes = out / "episodes.jsonl"
-        if (out / "run.json").exists() and (target == 0 or (episodes.exists() and episodes.read_text().count("\n") >= target)):
-            break
-        time.sleep(0.005)
+    process = start_run(tmp_path, out, permits=target + 1)
+    wait_for_records(process, out, target)
     time.sleep(rng.uniform(0.0, 0.03))
     process.send_signal(signal.SIGINT if trial == 2 else signal.SIGKILL)
     process.wait(timeout=60)
-    assert len(read_episodes(out)) < len(reference), "the kill should land mid-run"
+    assert target <= len(read_episodes(out)) <= target + 1 < len(reference), "the kill should land mid-run"
     if trial == 2:  # Ctrl-C: workers stopped, run marked interrupted
         assert process.returncode != 0 and read_run(out)["status"] == "interrupted"
     if trial == 1:  # also a crash in the middle of writing a record
