@@ -21,70 +21,22 @@ whole wall time are reported too. Writes bench/results/<date>-<host>.json and a 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
-import os
-import resource
-import socket
 import sys
 import time
 from pathlib import Path
-from typing import Sequence
 
-import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from vla_bench.envs import EnvSpec, make_env
-from vla_bench.envs.base import Observation
-from vla_bench.episodes import Episode
-from vla_bench.errors import VlaBenchError
-from vla_bench.policies.base import Policy, PolicyOutput
-from vla_bench.results import provenance
-from vla_bench.rollout import EnvOptions, PoolExecutor, PoolSettings, Rendering
-from vla_bench.rollout.resources import check_workers
-from vla_bench.specs import protocols
+from bench_common import (  # noqa: E402
+    POLICY_SECONDS, PROTOCOL, RESULTS, SUITE, TASK, ZERO_ACTION, BenchPolicy, Results, episodes, rounded, row, timed,
+)
 
-SUITE, TASK = "libero_spatial", 0
-PROTOCOL = protocols().get("openvla")
-ZERO_ACTION = np.array([0, 0, 0, 0, 0, 0, -1.0])
-POLICY_SECONDS = 0.05  # the synthetic policy's time per batch
-
-
-class BenchPolicy(Policy):
-    """Zero actions; optionally a fixed delay per batch (a GPU model) and reading images once per chunk."""
-
-    def __init__(self, seconds_per_batch: float = 0.0, chunk: int = 1) -> None:
-        self.seconds_per_batch = seconds_per_batch
-        self.chunk = chunk
-        self.batches = 0
-        self.observations = 0  # over all batches: observations / batches = mean batch size
-
-    def infer(self, observations: Sequence[Observation]) -> PolicyOutput:
-        self.batches += 1
-        self.observations += len(observations)
-        if self.seconds_per_batch:
-            time.sleep(self.seconds_per_batch)
-        reads_next = [(obs.step + 1) % self.chunk == 0 for obs in observations]  # images once per chunk
-        return PolicyOutput(np.tile(ZERO_ACTION, (len(observations), 1)), reads_next)
-
-
-def episodes(count: int, steps: int) -> list[Episode]:
-    return [Episode(SUITE, TASK, i, PROTOCOL.env_seed, steps) for i in range(count)]
-
-
-def steady_rate(stamps: list[float]) -> tuple[float, float]:
-    """Steps/s between 10% and 90% of the steps (leaves out env builds and the unbalanced tail),
-    and the length of that window in seconds."""
-    lo, hi = int(0.1 * len(stamps)), int(0.9 * len(stamps)) - 1
-    window = stamps[hi] - stamps[lo]
-    return (hi - lo) / window, window
-
-
-def row(name: str, workers: int, steps: int, wall: float, stamps: list[float]) -> dict:
-    rate, window = steady_rate(stamps)
-    return {
-        "name": name, "workers": workers, "steps": steps, "wall_s": wall,
-        "steps_per_s": rate, "window_s": window, "steps_per_s_incl_setup": steps / wall,
-    }
+from vla_bench.envs import EnvSpec, make_env  # noqa: E402
+from vla_bench.episodes import Episode  # noqa: E402
+from vla_bench.errors import VlaBenchError  # noqa: E402
+from vla_bench.results import provenance  # noqa: E402
+from vla_bench.rollout import EnvOptions, PoolExecutor, PoolSettings, Rendering  # noqa: E402
+from vla_bench.rollout.resources import check_workers  # noqa: E402
 
 
 def serial_loop(eps: list[Episode]) -> dict:
@@ -105,26 +57,11 @@ def serial_loop(eps: list[Episode]) -> dict:
 
 
 def engine(eps: list[Episode], workers: int, policy: BenchPolicy, rendering: str, label: str, soft: bool = True) -> dict:
-    start = time.monotonic()
-    cpu_main, cpu_workers = cpu_seconds()
-    stamps: list[float] = []
     options = EnvOptions(image_size=PROTOCOL.model_image_size, rendering=Rendering(rendering), fast_reset=soft)
     executor = PoolExecutor(PoolSettings(workers=workers), "libero", options)
-    records = list(executor.run(eps, policy, PROTOCOL, lambda: stamps.append(time.monotonic())))
-    bad = [r.error for r in records if r.status != "ok"]
-    if bad:
-        raise RuntimeError(f"benchmark episodes failed: {bad}")
-    result = row(label, workers, len(stamps), time.monotonic() - start, stamps)
-    result.update(policy_batches=policy.batches, mean_batch=policy.observations / max(policy.batches, 1), peak_rss_mb=max(r.worker_peak_rss_mb for r in records))
-    main_now, workers_now = cpu_seconds()
-    result.update(main_cpu_s=main_now - cpu_main, workers_cpu_s=workers_now - cpu_workers)  # workers are reaped by now
+    result = timed(label, workers, lambda on_step: list(executor.run(eps, policy, PROTOCOL, on_step)))
+    result.update(policy_batches=policy.batches, mean_batch=policy.observations / max(policy.batches, 1))
     return result
-
-
-def cpu_seconds() -> tuple[float, float]:
-    """CPU seconds (user + system) used so far by this process and by its reaped children."""
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
 
 
 def against_ideal(result: dict, sim_rate: float, workers: int) -> dict:
@@ -152,8 +89,18 @@ def slow_sweep(steps: int, lazy_steps: int, counts: list[int], every_rate: float
     return ratios
 
 
-def load() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
+def usable_counts(counts: str, what: str, notes: list[str]) -> list[int]:
+    """The env counts of `counts` ("1,2,4") whose workers fit in the memory available now; the others
+    are skipped with a line saying why (also kept in `notes`)."""
+    usable = []
+    for n in (int(n) for n in counts.split(",") if n):
+        try:
+            check_workers(n, "libero", force=False)
+            usable.append(n)
+        except VlaBenchError as exc:
+            print(f"{what}: skipping {n}: {exc}", flush=True)
+            notes.append(f"{what}: skipped {n}: {exc}")
+    return usable
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,24 +113,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lazy-workers", type=int, default=2, help="workers for (d)")
     parser.add_argument("--slow-workers", default="", help="env counts for the slow-policy sweep (e), e.g. 2,4,6")
     parser.add_argument("--only-sweep", action="store_true", help="run (d)'s zero-policy rows and the sweep only")
-    parser.add_argument("--output", default=str(Path(__file__).resolve().parent / "results"))
+    parser.add_argument("--output", default=str(RESULTS))
     parser.add_argument("--note", default="", help="free text stored with the results (e.g. machine shared)")
     args = parser.parse_args(argv)
-    worker_counts = []
-    for w in (int(w) for w in args.workers.split(",")):
-        try:
-            check_workers(w, "libero", force=False)
-            worker_counts.append(w)
-        except VlaBenchError as exc:
-            print(f"skipping {w} workers: {exc}", flush=True)
-            args.note = f"{args.note} Skipped {w} workers: {exc}".strip()
+    notes = [args.note] if args.note else []
+    worker_counts = usable_counts(args.workers, "workers", notes)
     eps = episodes(args.episodes, args.steps)
-    load_before = load()
-    started = time.monotonic()
+    results = Results(args.output)
     rows = []
 
     def done(result: dict) -> dict:
-        rows.append({k: round(v, 3) if isinstance(v, float) else v for k, v in result.items()})
+        rows.append(rounded(result))
         print(f"{result['name']:<58} {result['steps_per_s']:7.2f} steps/s steady  ({result['wall_s']:.1f} s in all)", flush=True)
         return rows[-1]
 
@@ -215,42 +155,19 @@ def main(argv: list[str] | None = None) -> int:
         ratios[f"50 ms policy, {w} workers: time / ideal (lazy, chunks of 8)"] = r["wall_over_ideal"]
         ratios["lazy / render-every-step (chunks of 8)"] = lazy["steps_per_s"] / every["steps_per_s"]
     if args.slow_workers:
-        counts = []
-        for n in (int(n) for n in args.slow_workers.split(",")):
-            try:
-                check_workers(n, "libero", force=False)
-                counts.append(n)
-            except VlaBenchError as exc:
-                print(f"sweep: skipping {n} envs: {exc}", flush=True)
-                args.note = f"{args.note} Sweep skipped {n} envs: {exc}".strip()
+        counts = usable_counts(args.slow_workers, "sweep envs", notes)
         best_every = max(r["steps_per_s"] for r in zero_rows.values())
         ratios.update(slow_sweep(args.steps, args.lazy_steps, counts, best_every, lazy["steps_per_s"], done))
-    now = dt.datetime.now(dt.timezone.utc)
-    result = {
-        "date": now.isoformat(timespec="seconds"),
-        "host": provenance.host(),
-        "cpu_count": os.cpu_count(),
-        "load_average_before": load_before,
-        "load_average_after": load(),
-        "note": args.note,
+    results.note = " ".join(notes)
+    results.write({
         "settings": {
             "suite": SUITE, "task": TASK, "protocol": PROTOCOL.name, "render_size": PROTOCOL.render_size,
             "cameras": list(PROTOCOL.cameras), "episodes": args.episodes, "steps": args.steps,
             "lazy_steps": args.lazy_steps, "renderer": provenance.renderer(),
         },
-        "versions": provenance.versions(),
-        "git": provenance.git_commit(),
         "rows": rows,
         "ratios": {k: round(v, 3) for k, v in ratios.items()},
-        "bench_wall_s": round(time.monotonic() - started, 1),
-    }
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = f"{now:%Y-%m-%d}-{socket.gethostname()}"
-    (out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out / f"{stem}.md").write_text(markdown(result))
-    print(markdown(result))
-    print(f"wrote {out / stem}.json and .md")
+    }, markdown)
     return 0
 
 

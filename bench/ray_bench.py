@@ -10,17 +10,13 @@ resident memory of the idle cluster's own processes. Writes bench/results/<date>
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
-import os
-import socket
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from engine_bench import PROTOCOL, BenchPolicy, episodes, load, row  # noqa: E402
+from bench_common import PROTOCOL, RESULTS, BenchPolicy, Results, episodes, rounded, timed  # noqa: E402
 
 from vla_bench.results import provenance  # noqa: E402
 from vla_bench.rollout import EnvOptions, PoolExecutor, PoolSettings, Rendering  # noqa: E402
@@ -28,19 +24,6 @@ from vla_bench.rollout.ray_executor import RayExecutor, RaySettings, import_ray 
 from vla_bench.rollout.ray_local import keep_loopback, local_cluster  # noqa: E402
 
 OPTIONS = EnvOptions(image_size=PROTOCOL.model_image_size, rendering=Rendering("all"), fast_reset=True)
-
-
-def timed(label: str, workers: int, run) -> dict:
-    """Run `run(on_step)` (which returns the records) and make a benchmark row of its step times."""
-    stamps: list[float] = []
-    start = time.monotonic()
-    records = run(lambda: stamps.append(time.monotonic()))
-    bad = [r.error for r in records if r.status != "ok"]
-    if bad:
-        raise RuntimeError(f"benchmark episodes failed: {bad}")
-    result = row(label, workers, len(stamps), time.monotonic() - start, stamps)
-    result["peak_rss_mb"] = max(r.worker_peak_rss_mb for r in records)
-    return result
 
 
 def pool_run(eps, on_step) -> list:
@@ -55,12 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--episodes", type=int, default=4)
     parser.add_argument("--steps", type=int, default=60)
-    parser.add_argument("--output", default=str(Path(__file__).resolve().parent / "results"))
+    parser.add_argument("--output", default=str(RESULTS))
     parser.add_argument("--note", default="", help="free text stored with the results (e.g. machine shared)")
     args = parser.parse_args(argv)
     eps = episodes(args.episodes, args.steps)
-    load_before = load()
-    started = time.monotonic()
+    results = Results(args.output, args.note, suffix="-ray")
     rows = [timed("pool, 2 workers, zero policy, render every step", 2, lambda on_step: pool_run(eps, on_step))]
     print(rows[-1], flush=True)
     ray = import_ray()
@@ -75,31 +57,14 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             ray.shutdown()
     print(rows[-1], flush=True)
-    now = dt.datetime.now(dt.timezone.utc)
-    result = {
-        "date": now.isoformat(timespec="seconds"),
-        "host": provenance.host(),
-        "cpu_count": os.cpu_count(),
-        "load_average_before": load_before,
-        "load_average_after": load(),
-        "note": args.note,
+    results.write({
         "settings": {"suite": "libero_spatial", "task": 0, "protocol": PROTOCOL.name, "episodes": args.episodes,
                      "steps": args.steps, "renderer": provenance.renderer()},
-        "versions": {**provenance.versions(), "ray": ray.__version__},
-        "git": provenance.git_commit(),
-        "rows": [{k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()} for r in rows],
+        "rows": [rounded(r) for r in rows],
         "ray_over_pool": round(rows[1]["steps_per_s"] / rows[0]["steps_per_s"], 3),
         "idle_cluster_rss_mb": idle_rss,
         "idle_cluster_rss_mb_total": round(sum(idle_rss.values()), 1),
-        "bench_wall_s": round(time.monotonic() - started, 1),
-    }
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = f"{now:%Y-%m-%d}-{socket.gethostname()}-ray"
-    (out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out / f"{stem}.md").write_text(markdown(result))
-    print(markdown(result))
-    print(f"wrote {out / stem}.json and .md")
+    }, markdown, versions={"ray": ray.__version__})
     return 0
 
 

@@ -2,11 +2,11 @@
 
 from vla_bench.rollout.driver import EpisodeDriver, act_batch, run_episode
 from vla_bench.rollout.episode import EnvOptions, Rendering
-from vla_bench.rollout.executor import EXECUTORS, Executor, ExecutorSetup, make_executor
+from vla_bench.rollout.executor import EXECUTORS, EnvExecutor, Executor, ExecutorSetup, make_executor
 from vla_bench.rollout.pool import PoolExecutor, PoolSettings, WorkerError
 from vla_bench.rollout.serial import SerialExecutor
 
 __all__ = [
-    "EXECUTORS", "EnvOptions", "EpisodeDriver", "Executor", "ExecutorSetup", "PoolExecutor", "PoolSettings", "Rendering",
+    "EXECUTORS", "EnvExecutor", "EnvOptions", "EpisodeDriver", "Executor", "ExecutorSetup", "PoolExecutor", "PoolSettings", "Rendering",
     "SerialExecutor", "WorkerError", "act_batch", "make_executor", "run_episode",
 ]

@@ -8,7 +8,8 @@ Contract for implementers
 Registration: a module directly inside `vla_bench/rollout/` (e.g. `rollout/ray_executor.py`) registers
 a factory under a name; the registry imports every module of the package on its first lookup, so
 nothing else needs editing (keep heavy imports, e.g. `ray`, inside the factory or the executor so that
-registering costs nothing)::
+registering costs nothing). Subclassing `EnvExecutor` (below) gives the env factory, options, video
+recorder, episode queue, drivers and retry decisions that the built-in executors share::
 
     @EXECUTORS.register("mine")
     def _make(setup: ExecutorSetup) -> Executor:
@@ -46,14 +47,16 @@ steps, status) on every registered executor for any number of workers (tests/tes
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol as TypingProtocol, Sequence
 
-from vla_bench.envs import EnvFactory
+from vla_bench.envs import EnvFactory, KindFactory
 from vla_bench.episodes import Episode
 from vla_bench.policies.base import Policy
 from vla_bench.registry import Registry
 from vla_bench.results.schema import EpisodeRecord
+from vla_bench.rollout.driver import EpisodeDriver
 from vla_bench.rollout.episode import EnvOptions
 from vla_bench.rollout.video import VideoRecorder
 from vla_bench.specs import Protocol
@@ -88,6 +91,64 @@ class ExecutorSetup:
 
 
 ExecutorFactory = Callable[[ExecutorSetup], Executor]
+
+
+class EnvExecutor:
+    """What the built-in executors share: how envs are built (a picklable `env_factory`, or the name of
+    a registered env kind), which env spec each episode gets and which steps are rendered (`options`),
+    the video recorder, the queue of episode attempts still to start and the drivers of new attempts.
+    A subclass implements `_run`, a generator over the episodes of `run` (never empty) that reads the
+    policy, protocol and step callback from `self`."""
+
+    def __init__(
+        self,
+        env_factory: EnvFactory | str = "libero",
+        options: EnvOptions = EnvOptions(),
+        video: VideoRecorder | None = None,
+    ) -> None:
+        self.env_kind = env_factory if isinstance(env_factory, str) else None
+        self.env_factory = KindFactory(env_factory) if isinstance(env_factory, str) else env_factory
+        self.options = options
+        self.rendering = options.steps_rendered
+        self.video = video
+        self._languages: dict[tuple[str, int], str] = {}  # (suite, task) -> instruction, as envs report it
+
+    def run(
+        self,
+        episodes: Sequence[Episode],
+        policy: Policy,
+        protocol: Protocol,
+        on_step: Callable[[], None] | None = None,
+    ) -> Iterator[EpisodeRecord]:
+        if not episodes:
+            return
+        self._policy, self._protocol, self._on_step = policy, protocol, on_step
+        self._done: collections.deque[EpisodeRecord] = collections.deque()
+        self._pending: collections.deque[tuple[Episode, int, list[str]]] = collections.deque(
+            (e, 1, []) for e in episodes
+        )  # (episode, attempt, earlier attempts' reasons), next first
+        yield from self._run(episodes)
+
+    def _run(self, episodes: Sequence[Episode]) -> Iterator[EpisodeRecord]:
+        raise NotImplementedError
+
+    def _driver(self, episode: Episode, attempt: int) -> EpisodeDriver:
+        """The driver of a new attempt at `episode` (not started yet)."""
+        return EpisodeDriver(
+            episode, self._policy, self.rendering, video=self.video, on_step=self._on_step,
+            language=self._languages.get((episode.suite, episode.task_id), ""), attempt=attempt,
+        )
+
+    def _retry(self, driver: EpisodeDriver, reasons: list[str], retries: int) -> str | None:
+        """After a lost attempt (`reasons`: every attempt's so far): queue the next attempt first in
+        line and return None while `retries` allow one, else the error summary for the record."""
+        if driver.attempt <= retries:
+            self._pending.appendleft((driver.episode, driver.attempt + 1, reasons))
+            return None
+        reason = reasons[-1]
+        if len(reasons) == 1:
+            return reason
+        return f"{reason} (after {len(reasons)} attempts; earlier: {'; '.join(reasons[:-1])})"
 
 # Filled by the modules of vla_bench/rollout/ (imported on the first lookup).
 EXECUTORS: Registry[ExecutorFactory] = Registry("executor", modules=("vla_bench.rollout",))

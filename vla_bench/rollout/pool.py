@@ -13,19 +13,17 @@ times, then recorded with status "error".
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import time
-from typing import Callable, Iterator, Sequence
+from typing import Iterator, Sequence
 
-from vla_bench.envs import EnvFactory, KindFactory
+from vla_bench.envs import EnvFactory
 from vla_bench.envs.base import Observation
 from vla_bench.episodes import Episode
-from vla_bench.policies.base import Policy
 from vla_bench.results.schema import EpisodeRecord
 from vla_bench.rollout.driver import STARTING, WAITING, EpisodeDriver, Lost, act_batch
 from vla_bench.rollout.episode import EnvOptions
-from vla_bench.rollout.executor import EXECUTORS, ExecutorSetup
+from vla_bench.rollout.executor import EXECUTORS, EnvExecutor, ExecutorSetup
 from vla_bench.rollout.video import VideoRecorder
 from vla_bench.rollout.worker import (
     OTHER,
@@ -35,7 +33,6 @@ from vla_bench.rollout.worker import (
     start_context,
     wait_any,
 )
-from vla_bench.specs import Protocol
 
 
 class WorkerError(RuntimeError):
@@ -69,7 +66,7 @@ class _Slot:
     peak_rss_mb: float | None = None
 
 
-class PoolExecutor:
+class PoolExecutor(EnvExecutor):
     """Runs an episode list on a pool of env worker processes (see module docstring)."""
 
     def __init__(
@@ -79,31 +76,13 @@ class PoolExecutor:
         options: EnvOptions = EnvOptions(),
         video: VideoRecorder | None = None,
     ) -> None:
+        super().__init__(env_factory, options, video)
         self.settings = settings
-        self.env_factory = KindFactory(env_factory) if isinstance(env_factory, str) else env_factory
-        self.options = options
-        self.rendering = options.steps_rendered
-        self.video = video
-        self._languages: dict[tuple[str, int], str] = {}
 
     # -- the main loop -------------------------------------------------------------------------
 
-    def run(
-        self,
-        episodes: Sequence[Episode],
-        policy: Policy,
-        protocol: Protocol,
-        on_step: Callable[[], None] | None = None,
-    ) -> Iterator[EpisodeRecord]:
-        if not episodes:
-            return
-        self._policy, self._protocol = policy, protocol
-        self._on_step = on_step
-        self._done: collections.deque[EpisodeRecord] = collections.deque()
+    def _run(self, episodes: Sequence[Episode]) -> Iterator[EpisodeRecord]:
         self._context = start_context(self.settings.start_method)
-        self._pending: collections.deque[tuple[Episode, int, list[str]]] = collections.deque(
-            (e, 1, []) for e in episodes
-        )
         slots = [_Slot(i) for i in range(min(self.settings.workers, len(episodes)))]
         clean = False
         try:
@@ -134,10 +113,7 @@ class PoolExecutor:
         if slot.handle is None:
             slot.handle = WorkerHandle(slot.index, self.env_factory, self._context)
             slot.peak_rss_mb = None
-        driver = EpisodeDriver(
-            episode, self._policy, self.rendering, video=self.video, on_step=self._on_step,
-            language=self._languages.get((episode.suite, episode.task_id), ""), attempt=attempt,
-        )
+        driver = self._driver(episode, attempt)
         slot.driver, slot.failed_before = driver, failed_before
         slot.deadline = time.monotonic() + self.settings.start_timeout_s
         render = driver.start()
@@ -208,13 +184,11 @@ class PoolExecutor:
         if not keep_worker:
             slot.handle.close(terminate=True)
             slot.handle = None
-        reasons = [*slot.failed_before, reason]
-        if driver.attempt <= self.settings.retries:
-            self._pending.appendleft((driver.episode, driver.attempt + 1, reasons))
+        summary = self._retry(driver, [*slot.failed_before, reason], self.settings.retries)
+        if summary is None:
             slot.driver = None
             driver.abandon()  # the retry starts the episode afresh
             return
-        summary = reason if len(reasons) == 1 else f"{reason} (after {len(reasons)} attempts; earlier: {'; '.join(reasons[:-1])})"
         driver.worker_peak_rss_mb = slot.peak_rss_mb
         driver.language = driver.language or self._languages.get((driver.episode.suite, driver.episode.task_id), "")
         driver.fail(summary)

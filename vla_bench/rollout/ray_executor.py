@@ -19,7 +19,6 @@ episodes in flight (their policy state lived there); they are retried the same w
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import os
 import sys
@@ -29,7 +28,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from vla_bench.envs import EnvFactory, KindFactory
+from vla_bench.envs import EnvFactory
 from vla_bench.envs.base import Env, EnvSpec, Observation
 from vla_bench.episodes import Episode
 from vla_bench.errors import PolicyOutputError, VlaBenchError
@@ -38,12 +37,11 @@ from vla_bench.results.schema import EpisodeRecord
 from vla_bench.rollout.driver import STARTING, WAITING, EpisodeDriver
 from vla_bench.envs import simulator_errors
 from vla_bench.rollout.episode import EnvOptions
-from vla_bench.rollout.executor import EXECUTORS, ExecutorSetup
+from vla_bench.rollout.executor import EXECUTORS, EnvExecutor, ExecutorSetup
 from vla_bench.rollout.pool import WorkerError
 from vla_bench.rollout.resources import per_worker_gb
 from vla_bench.rollout.video import VideoRecorder
 from vla_bench.rollout.worker import OTHER, SIMULATOR, WorkerFailure, peak_rss_mb
-from vla_bench.specs import Protocol
 
 GB = 1e9
 PolicyFactory = Callable[[], Policy]
@@ -181,7 +179,7 @@ class _Slot:
     failed_before: list[str] = dataclasses.field(default_factory=list)  # earlier attempts' reasons
 
 
-class RayExecutor:
+class RayExecutor(EnvExecutor):
     """Runs an episode list on env actors of a Ray cluster (see module docstring)."""
 
     def __init__(
@@ -193,14 +191,10 @@ class RayExecutor:
         policy_factory: PolicyFactory | None = None,
         env_kind: str | None = None,
     ) -> None:
+        super().__init__(env_factory, options, video)
         self.settings = settings
-        self.env_kind = env_factory if isinstance(env_factory, str) else env_kind
-        self.env_factory = KindFactory(env_factory) if isinstance(env_factory, str) else env_factory
-        self.options = options
-        self.rendering = options.steps_rendered
-        self.video = video
+        self.env_kind = self.env_kind or env_kind  # a factory's kind, for its memory estimate
         self.policy_factory = policy_factory
-        self._languages: dict[tuple[str, int], str] = {}
 
     @property
     def env_gb(self) -> float:
@@ -208,25 +202,12 @@ class RayExecutor:
             return self.settings.env_gb
         return per_worker_gb(self.env_kind or "libero")
 
-    def run(
-        self,
-        episodes: Sequence[Episode],
-        policy: Policy,
-        protocol: Protocol,
-        on_step: Callable[[], None] | None = None,
-    ) -> Iterator[EpisodeRecord]:
+    def _run(self, episodes: Sequence[Episode]) -> Iterator[EpisodeRecord]:
         """Yield one record per episode, in completion order; closing the generator stops the actors."""
-        if not episodes:
-            return
         ray = self._ray = import_ray()
         owns_connection = not ray.is_initialized()
         if owns_connection:
             connect(ray, self.settings.address)
-        self._policy, self._protocol, self._on_step = policy, protocol, on_step
-        self._done: collections.deque[EpisodeRecord] = collections.deque()
-        self._pending: collections.deque[tuple[Episode, int, list[str]]] = collections.deque(
-            (e, 1, []) for e in episodes
-        )
         slots: list[_Slot] = []
         self._policy_actor = None
         self._infer: tuple[Any, list[tuple[_Slot, EpisodeDriver]]] | None = None
@@ -294,10 +275,7 @@ class RayExecutor:
         episode, attempt, failed_before = self._pending.popleft()
         if slot.actor is None:
             slot.actor = self._env_actor_class.remote(self.env_factory)
-        driver = EpisodeDriver(
-            episode, self._policy, self.rendering, video=self.video, on_step=self._on_step,
-            language=self._languages.get((episode.suite, episode.task_id), ""), attempt=attempt,
-        )
+        driver = self._driver(episode, attempt)
         slot.driver, slot.failed_before = driver, failed_before
         slot.deadline = time.monotonic() + self.settings.start_timeout_s
         render = driver.start()  # the driver's copy of the policy says which steps it reads
@@ -410,12 +388,10 @@ class RayExecutor:
             self._ray.kill(slot.actor, no_restart=True)
             slot.actor = None
         slot.ref = slot.obs_ref = None
-        reasons = [*slot.failed_before, reason]
-        if driver.attempt <= self.settings.retries:
-            self._pending.appendleft((driver.episode, driver.attempt + 1, reasons))
+        summary = self._retry(driver, [*slot.failed_before, reason], self.settings.retries)
+        if summary is None:
             slot.driver = None
             return
-        summary = reason if len(reasons) == 1 else f"{reason} (after {len(reasons)} attempts; earlier: {'; '.join(reasons[:-1])})"
         driver.fail(summary)
         self._finish(slot)
 
