@@ -64,13 +64,17 @@ gate: $(STAMP)
 gate-reference: $(STAMP)
 	$(GATE_ENV) bash scripts/gate.sh --update-reference
 
-# Engine throughput on real LIBERO (a few minutes): writes bench/results/<date>-<host>.json and .md,
-# then the ray executor against the pool on a local 2-node loopback Ray cluster (<date>-<host>-ray.*).
-BENCH_ARGS ?=
+# Engine throughput on real LIBERO (about 20 minutes on 2 idle cores; run it on an otherwise idle machine):
+# writes bench/results/<date>-<host>.json and .md (serial loop, 1/2/4 workers, 50 ms policy, lazy rendering,
+# and the slow-policy sweep over 2, 4 and 6 envs with the envs each row needs for <= 1.15x its ideal), then the
+# ray executor against the pool on a local 2-node loopback Ray cluster, with envs per GB (<date>-<host>-ray.*).
+# `make bench QUICK=1`: every step with tiny settings into temporary folders (checks it runs; no numbers).
+BENCH_ARGS ?= --slow-workers 2,4,6
 RAY_BENCH_ARGS ?=
+QUICK ?=
 bench: $(STAMP)
-	$(PY) bench/engine_bench.py $(BENCH_ARGS)
-	$(PY) bench/ray_bench.py $(RAY_BENCH_ARGS)
+	$(PY) bench/engine_bench.py $(BENCH_ARGS) $(if $(QUICK),--quick)
+	$(PY) bench/ray_bench.py $(RAY_BENCH_ARGS) $(if $(QUICK),--quick)
 
 # Remote (openpi websocket protocol) vs in-process policy throughput and loopback request overhead
 # (about a minute): writes bench/results/remote.json and .md.

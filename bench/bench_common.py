@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
+import psutil
 
 from vla_bench.envs.base import Observation
 from vla_bench.episodes import Episode
@@ -117,6 +118,7 @@ class Results:
             "date": now.isoformat(timespec="seconds"),
             "host": provenance.host(),
             "cpu_count": os.cpu_count(),
+            "memory_total_gb": round(psutil.virtual_memory().total / 1e9, 1),
             "load_average_before": self.load_before,
             "load_average_after": load(),
             "note": self.note,

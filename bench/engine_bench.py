@@ -11,17 +11,20 @@ Measures, in one run on this machine, env steps per second for:
   (e) a sweep over the number of envs (--slow-workers, e.g. 2,4,6) of the two slow-policy rows (50 ms
       policy rendering every step; 50 ms policy with 8-action chunks and lazy rendering), against the
       ideal max(sim time / cores, policy time), where the sim rate is the best zero-policy rate measured
-      for that rendering mode and the policy time is 50 ms per batch of all envs.
+      for that rendering mode (with as many workers as cores among them) and the policy time is 50 ms
+      per batch of all envs; for each row, the fewest swept envs that reach <= 1.15x the ideal.
 Every configuration runs the same episodes (libero_spatial task 0, init states 0..E-1, S steps each;
 the zero policy never succeeds, so every episode runs S steps). Rates are steady state, between 10%
 and 90% of the steps (resets included; env builds and the unbalanced tail left out); rates over the
 whole wall time are reported too. Writes bench/results/<date>-<host>.json and a markdown table of ratios next to it.
+`--quick` runs every step with tiny settings into a temporary folder: a check that the bench runs, not a measurement.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -36,7 +39,15 @@ from vla_bench.episodes import Episode  # noqa: E402
 from vla_bench.errors import VlaBenchError  # noqa: E402
 from vla_bench.results import provenance  # noqa: E402
 from vla_bench.rollout import EnvOptions, PoolExecutor, PoolSettings, Rendering  # noqa: E402
-from vla_bench.rollout.resources import check_workers  # noqa: E402
+from vla_bench.rollout.resources import check_workers, default_workers  # noqa: E402
+
+TARGET = 1.15  # issue #12: every slow-policy row within 1.15x its ideal
+SWEEP_ROWS = {  # sweep row -> (rendering, chunk)
+    "50 ms policy, render every step": ("all", 1),
+    "50 ms policy, 8-action chunks, lazy rendering": ("lazy", 8),
+}
+FULL = {"episodes": 4, "steps": 60, "lazy_steps": 120, "workers": "1,2,4", "policy_workers": "2,4"}
+QUICK = {"episodes": 2, "steps": 10, "lazy_steps": 16, "workers": "1,2", "policy_workers": "2"}
 
 
 def serial_loop(eps: list[Episode]) -> dict:
@@ -73,20 +84,23 @@ def against_ideal(result: dict, sim_rate: float, workers: int) -> dict:
     return result
 
 
-def slow_sweep(steps: int, lazy_steps: int, counts: list[int], every_rate: float, lazy_rate: float, done) -> dict:
-    """(e) The slow-policy rows for each env count n (n episodes, one per env), against
-    max(sim time / cores, policy time). The sim rate is the best zero-policy rate measured for the
-    rendering mode, i.e. what the cores give without a policy."""
-    ratios = {}
-    for n in counts:
-        label = f"sweep: {n} envs, 50 ms policy, render every step"
-        row_every = done(against_ideal(engine(episodes(n, steps), n, BenchPolicy(POLICY_SECONDS), "all", label), every_rate, n))
-        ratios[f"sweep, {n} envs, 50 ms policy, render every step: time / ideal"] = row_every["wall_over_ideal"]
-        label = f"sweep: {n} envs, 8-action chunks, lazy, 50 ms policy"
-        policy = BenchPolicy(POLICY_SECONDS, chunk=8)
-        row_lazy = done(against_ideal(engine(episodes(n, lazy_steps), n, policy, "lazy", label), lazy_rate, n))
-        ratios[f"sweep, {n} envs, 8-action chunks, lazy, 50 ms policy: time / ideal"] = row_lazy["wall_over_ideal"]
-    return ratios
+def slow_sweep(steps: int, lazy_steps: int, counts: list[int], sim_rates: dict[str, float], done) -> dict:
+    """(e) Each slow-policy row for each env count n (n episodes, one per env), against
+    max(sim time / cores, policy time): `sim_rates` holds, per rendering mode, the best zero-policy
+    rate measured (what the cores give without a policy). Returns, per row, time / ideal by env count
+    and the fewest envs reaching TARGET (None: none of the swept counts did)."""
+    sweep = {}
+    for name, (rendering, chunk) in SWEEP_ROWS.items():
+        by_count = {}
+        for n in counts:
+            eps = episodes(n, lazy_steps if chunk > 1 else steps)
+            result = engine(eps, n, BenchPolicy(POLICY_SECONDS, chunk=chunk), rendering, f"sweep: {n} envs, {name}")
+            by_count[n] = done(against_ideal(result, sim_rates[rendering], n))["wall_over_ideal"]
+        needed = min((n for n, ratio in by_count.items() if ratio <= TARGET), default=None)
+        sweep[name] = {"time_over_ideal": by_count, "envs_needed": needed, "sim_steps_per_s": round(sim_rates[rendering], 3)}
+        reached = f"{needed} envs" if needed is not None else f"not reached with up to {max(counts, default=0)} envs"
+        print(f"sweep: {name}: time / ideal {by_count}; <= {TARGET}x ideal: {reached}", flush=True)
+    return sweep
 
 
 def usable_counts(counts: str, what: str, notes: list[str]) -> list[int]:
@@ -105,18 +119,24 @@ def usable_counts(counts: str, what: str, notes: list[str]) -> list[int]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--episodes", type=int, default=4)
-    parser.add_argument("--steps", type=int, default=60, help="policy steps per episode (rendered runs)")
-    parser.add_argument("--lazy-steps", type=int, default=120, help="policy steps per episode for (d)")
-    parser.add_argument("--workers", default="1,2,4", help="worker counts for (b)")
-    parser.add_argument("--policy-workers", default="2,4", help="worker counts for (c) (must also be in --workers)")
+    parser.add_argument("--episodes", type=int, help=f"episodes per configuration (default {FULL['episodes']})")
+    parser.add_argument("--steps", type=int, help=f"policy steps per episode, rendered runs (default {FULL['steps']})")
+    parser.add_argument("--lazy-steps", type=int, help=f"policy steps per episode for (d) (default {FULL['lazy_steps']})")
+    parser.add_argument("--workers", help=f"worker counts for (b) (default {FULL['workers']})")
+    parser.add_argument("--policy-workers", help=f"worker counts for (c), also in --workers (default {FULL['policy_workers']})")
     parser.add_argument("--lazy-workers", type=int, default=2, help="workers for (d)")
     parser.add_argument("--slow-workers", default="", help="env counts for the slow-policy sweep (e), e.g. 2,4,6")
     parser.add_argument("--only-sweep", action="store_true", help="run (d)'s zero-policy rows and the sweep only")
-    parser.add_argument("--output", default=str(RESULTS))
+    parser.add_argument("--quick", action="store_true",
+                        help=f"tiny settings ({QUICK}) into a temporary folder unless --output: checks the bench runs, measures nothing")
+    parser.add_argument("--output", help=f"results folder (default {RESULTS})")
     parser.add_argument("--note", default="", help="free text stored with the results (e.g. machine shared)")
     args = parser.parse_args(argv)
-    notes = [args.note] if args.note else []
+    for key, value in (QUICK if args.quick else FULL).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    args.output = args.output or (tempfile.mkdtemp(prefix="engine-bench-quick-") if args.quick else str(RESULTS))
+    notes = (["quick check (--quick): tiny settings, the numbers mean nothing."] if args.quick else []) + ([args.note] if args.note else [])
     worker_counts = usable_counts(args.workers, "workers", notes)
     eps = episodes(args.episodes, args.steps)
     results = Results(args.output)
@@ -128,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         return rows[-1]
 
     ratios: dict[str, float] = {}
+    cores = default_workers("libero")  # what "sim time / cores" can use: CPU cores, capped by memory
     w = args.lazy_workers
     lazy_eps = episodes(args.episodes, args.lazy_steps)
     if not args.only_sweep:
@@ -147,17 +168,28 @@ def main(argv: list[str] | None = None) -> int:
                 ratios[f"50 ms policy, {n} workers: time / ideal (render every step)"] = r["wall_over_ideal"]
         every = done(engine(lazy_eps, w, BenchPolicy(chunk=8), "all", f"engine, {w} workers, 8-action chunks, render every step"))
     else:
-        zero_rows = {2: done(engine(eps, 2, BenchPolicy(), "all", "engine, 2 worker(s), zero policy, render every step"))}
+        w = cores
+        zero_rows = {w: done(engine(eps, w, BenchPolicy(), "all", f"engine, {w} worker(s), zero policy, render every step"))}
     lazy = done(engine(lazy_eps, w, BenchPolicy(chunk=8), "lazy", f"engine, {w} workers, 8-action chunks, lazy rendering"))
     if not args.only_sweep:
         label = f"engine, {w} workers, 8-action chunks, lazy, 50 ms policy"
         r = done(against_ideal(engine(lazy_eps, w, BenchPolicy(POLICY_SECONDS, chunk=8), "lazy", label), lazy["steps_per_s"], w))
         ratios[f"50 ms policy, {w} workers: time / ideal (lazy, chunks of 8)"] = r["wall_over_ideal"]
         ratios["lazy / render-every-step (chunks of 8)"] = lazy["steps_per_s"] / every["steps_per_s"]
+    sweep = {}
     if args.slow_workers:
         counts = usable_counts(args.slow_workers, "sweep envs", notes)
-        best_every = max(r["steps_per_s"] for r in zero_rows.values())
-        ratios.update(slow_sweep(args.steps, args.lazy_steps, counts, best_every, lazy["steps_per_s"], done))
+        if cores not in zero_rows:  # the sim rate with every core busy
+            label = f"engine, {cores} workers (cores), zero policy, render every step"
+            zero_rows[cores] = done(engine(eps, cores, BenchPolicy(), "all", label))
+        lazy_rates = [lazy["steps_per_s"]]
+        if w != cores:
+            label = f"engine, {cores} workers (cores), 8-action chunks, lazy rendering"
+            lazy_rates.append(done(engine(lazy_eps, cores, BenchPolicy(chunk=8), "lazy", label))["steps_per_s"])
+        sim_rates = {"all": max(r["steps_per_s"] for r in zero_rows.values()), "lazy": max(lazy_rates)}
+        sweep = slow_sweep(args.steps, args.lazy_steps, counts, sim_rates, done)
+        for name, entry in sweep.items():
+            ratios.update({f"sweep, {n} envs, {name}: time / ideal": r for n, r in entry["time_over_ideal"].items()})
     results.note = " ".join(notes)
     results.write({
         "settings": {
@@ -167,13 +199,14 @@ def main(argv: list[str] | None = None) -> int:
         },
         "rows": rows,
         "ratios": {k: round(v, 3) for k, v in ratios.items()},
+        "sweep": {"target_time_over_ideal": TARGET, "cores": cores, "rows": sweep} if sweep else None,
     }, markdown)
     return 0
 
 
 def markdown(result: dict) -> str:
     lines = [
-        f"# Engine benchmark, {result['date']} on {result['host']['hostname']} ({result['cpu_count']} CPUs)",
+        f"# Engine benchmark, {result['date']} on {result['host']['hostname']} ({result['cpu_count']} CPUs, {result.get('memory_total_gb', '?')} GB)",
         "",
         f"libero_spatial task 0, {result['settings']['protocol']} protocol ({result['settings']['render_size']} px, "
         f"{len(result['settings']['cameras'])} cameras), {result['settings']['episodes']} episodes of "
@@ -200,6 +233,16 @@ def markdown(result: dict) -> str:
         )
     lines += ["", "| ratio | value |", "|---|---:|"]
     lines += [f"| {k} | {v:.2f} |" for k, v in result["ratios"].items()]
+    if result.get("sweep"):
+        sweep = result["sweep"]
+        lines += ["", f"Slow-policy sweep: time / ideal, ideal = max(sim time / {sweep['cores']} cores, 50 ms policy per "
+                  f"batch of all envs); target <= {sweep['target_time_over_ideal']}x.", "",
+                  "| row | " + " | ".join(f"{n} envs" for n in next(iter(sweep["rows"].values()))["time_over_ideal"]) +
+                  " | envs needed for the target |",
+                  "|---|" + "---:|" * (len(next(iter(sweep["rows"].values()))["time_over_ideal"]) + 1)]
+        for name, entry in sweep["rows"].items():
+            needed = entry["envs_needed"] if entry["envs_needed"] is not None else "not reached"
+            lines.append(f"| {name} | " + " | ".join(f"{r:.2f}" for r in entry["time_over_ideal"].values()) + f" | {needed} |")
     return "\n".join(lines) + "\n"
 
 
