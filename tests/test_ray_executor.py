@@ -18,7 +18,7 @@ from vla_bench.config import EvalConfig
 from vla_bench.evaluate import evaluate
 from vla_bench.results.io import read_episodes, read_run
 from vla_bench.results.schema import STATUS_ERROR, STATUS_OK
-from vla_bench.rollout import EnvOptions, PoolExecutor, PoolSettings, SerialExecutor
+from vla_bench.rollout import EnvOptions, PoolExecutor, PoolSettings, Rendering, SerialExecutor
 from vla_bench.rollout.ray_executor import RayExecutor, RaySettings
 
 
@@ -64,6 +64,36 @@ def test_records_equal_serial_and_pool_and_envs_spread_over_both_nodes(cluster):
     same = lambda rs: {r.key: {k: v for k, v in r.to_dict().items() if k not in ignore} for r in rs}  # noqa: E731
     assert same(records) == same(pool)
     assert all(r.attempts == 1 and r.worker_peak_rss_mb > 0 for r in records)
+
+
+class ImageSeekPolicy(SeekPolicy):
+    """SeekPolicy that checks it is given the rendered images."""
+
+    def infer(self, observations):
+        assert all(set(obs.images) == set(PROTOCOL.cameras) for obs in observations), "no images"
+        return super().infer(observations)
+
+
+def test_policy_actor_gives_the_same_records(cluster):
+    """With a policy actor (the GPU case, forced here) the observations go to it as references and the
+    driver gets them without images; the records are the same as with the policy in the driver."""
+    episodes = fake_episodes(tasks="0", trials=3, max_steps=12)
+    options = EnvOptions(rendering=Rendering("all"))
+    observed = []
+
+    def run(executor):
+        on_step = lambda: observed.extend(s.driver.obs for s in executor._slots if s.driver and s.driver.obs)  # noqa: E731
+        return list(executor.run(episodes, ImageSeekPolicy(), PROTOCOL, on_step))
+
+    on_actor = RayExecutor(RaySettings(timeout_s=20.0, policy_actor=True), fake_factory(), options)
+    records = run(on_actor)
+    assert on_actor._split and observed and all(obs.images == {} for obs in observed), "the driver got images"
+    observed.clear()
+    in_driver = run(RayExecutor(RaySettings(timeout_s=20.0), fake_factory(), options))
+    assert observed and all(obs.images for obs in observed)
+    ignore = ("wall_s", "worker_peak_rss_mb")
+    same = lambda rs: {r.key: {k: v for k, v in r.to_dict().items() if k not in ignore} for r in rs}  # noqa: E731
+    assert same(records) == same(in_driver)
 
 
 def test_killed_env_actor_loses_only_its_episode(cluster):

@@ -1,14 +1,17 @@
-"""The Ray executor: env workers as Ray actors across a cluster, one policy actor, records to the driver.
+"""The Ray executor: env workers as Ray actors across a cluster, records to the driver.
 
 Each env worker is a Ray actor (`EnvActor`) that owns one env, built lazily inside the actor's
 process, and declares the CPU and memory it needs so that Ray's scheduler places it on a node with
-room for it. One policy actor (`PolicyActor`, given a GPU when the cluster has one) holds the policy
-and answers one batched `infer` for the observations of every env in the cluster that waits for an
-action. Observations go from the env actors to the policy actor as object references (Ray moves them
-between nodes directly); this process, Ray's driver, keeps every episode's `EpisodeDriver` (the state
-machine every executor drives, `vla_bench/rollout/driver.py`), waits on the actors' replies in
-completion order (`ray.wait`) and yields each finished record to the run, which writes it: one
-writer, the run's, with the pool's fsync, resume, shard and identity semantics.
+room for it. This process, Ray's driver, keeps every episode's `EpisodeDriver` (the state machine
+every executor drives, `vla_bench/rollout/driver.py`), waits on the actors' replies in completion
+order (`ray.wait` over every call in flight) and yields each finished record to the run, which writes
+it: one writer, the run's, with the pool's fsync, resume, shard and identity semantics.
+
+Where the policy runs: without a GPU for it, in the driver (its own copy, one batched `infer` for
+every env waiting for an action, as the pool's main process does), so an env step costs one actor
+call and one reply. With a GPU (or `RaySettings.policy_actor`), on one policy actor (`PolicyActor`)
+given that GPU: observations go from the env actors to it as object references (Ray moves them
+between nodes directly) and the driver gets each observation without its images.
 
 Episode semantics are the driver's, so a deterministic policy gives the same records on every executor. An env actor that dies (its
 process or its node is lost, or it is killed), hangs past the timeout or raises a simulator error
@@ -34,7 +37,7 @@ from vla_bench.episodes import Episode
 from vla_bench.errors import PolicyOutputError, VlaBenchError
 from vla_bench.policies.base import Policy, check_output
 from vla_bench.results.schema import EpisodeRecord
-from vla_bench.rollout.driver import STARTING, WAITING, EpisodeDriver
+from vla_bench.rollout.driver import STARTING, WAITING, EpisodeDriver, Lost, act_batch
 from vla_bench.envs import simulator_errors
 from vla_bench.rollout.episode import EnvOptions
 from vla_bench.rollout.executor import EXECUTORS, EnvExecutor, ExecutorSetup
@@ -70,6 +73,7 @@ class RaySettings:
     start_timeout_s: float = 600.0  # longest wait for an episode start (actor placement, env build, reset)
     env_gb: float | None = None  # memory reserved per env actor; None: the env kind's estimate
     policy_gpu: bool | None = None  # give the policy actor a GPU; None: when the cluster has one
+    policy_actor: bool | None = None  # infer on a policy actor; None: only when it gets a GPU (else in the driver)
 
     def __post_init__(self) -> None:
         if self.workers is not None and self.workers < 1:
@@ -85,12 +89,21 @@ class RaySettings:
 
 class EnvActor:
     """One env worker: builds the task's env inside its own process on first use, then starts and
-    steps episodes. Replies are `(meta, observation)`: meta is `(success, language, peak_rss_mb)` or
-    a `WorkerFailure` (then the observation is None)."""
+    steps episodes. A reply is one object `(meta, observation)`: meta is `(success, language,
+    peak_rss_mb)` or a `WorkerFailure` (then the observation is None). With `split` (a policy actor
+    reads the observations) it is two objects: `(meta, observation without images)` for the driver
+    and the whole observation for the policy actor, so that the images go only where they are read."""
 
-    def __init__(self, env_factory: EnvFactory) -> None:
+    def __init__(self, env_factory: EnvFactory, split: bool = False) -> None:
         self.env_factory = env_factory
+        self.split = split
         self.env: Env | None = None
+
+    def _reply(self, meta: Any, obs: Observation | None) -> Any:
+        if not self.split:
+            return meta, obs
+        light = dataclasses.replace(obs, images={}) if obs is not None else None
+        return (meta, light), obs
 
     def start(self, spec: EnvSpec, init_idx: int, seed: int, render: bool) -> tuple[Any, Observation | None]:
         try:
@@ -100,17 +113,17 @@ class EnvActor:
                     env.close()
                 self.env = self.env_factory(spec)
             obs = self.env.start(init_idx, seed, render=render)
-            return (False, self.env.language, peak_rss_mb()), obs
+            return self._reply((False, self.env.language, peak_rss_mb()), obs)
         except Exception as exc:  # carried back: the driver retries (simulator) or stops the run
-            return _failure(exc), None
+            return self._reply(_failure(exc), None)
 
     def step(self, action: np.ndarray, render: bool) -> tuple[Any, Observation | None]:
         try:
             assert self.env is not None, "step before start"
             obs, success = self.env.step(action, render=render)
-            return (success, self.env.language, peak_rss_mb()), obs
+            return self._reply((success, self.env.language, peak_rss_mb()), obs)
         except Exception as exc:
-            return _failure(exc), None
+            return self._reply(_failure(exc), None)
 
     def where(self) -> tuple[str, int]:
         """(Ray node id, process id) of this actor."""
@@ -214,7 +227,9 @@ class RayExecutor(EnvExecutor):
         clean = False
         try:
             self._env_actor_class = ray.remote(num_cpus=1, memory=int(self.env_gb * GB), max_restarts=0)(EnvActor)
-            self._policy_actor_class = ray.remote(max_restarts=0, **self._policy_resources())(PolicyActor)
+            resources = self._policy_resources()
+            self._split = self.settings.policy_actor if self.settings.policy_actor is not None else resources["num_gpus"] > 0
+            self._policy_actor_class = ray.remote(max_restarts=0, **resources)(PolicyActor)
             workers = min(self.workers_for_cluster(), len(episodes))
             slots = self._slots = [_Slot(i) for i in range(workers)]
             while self._pending or any(s.driver for s in slots):
@@ -230,6 +245,10 @@ class RayExecutor(EnvExecutor):
                     yield self._done.popleft()
             clean = True
         finally:
+            for slot in slots:  # interrupted or stopped by an error: the policy's episodes end here
+                if slot.driver is not None:
+                    slot.driver, driver = None, slot.driver
+                    driver.abandon()
             self._shutdown(slots, clean)
             if owns_connection:
                 ray.shutdown()
@@ -274,17 +293,40 @@ class RayExecutor(EnvExecutor):
     def _assign(self, slot: _Slot) -> None:
         episode, attempt, failed_before = self._pending.popleft()
         if slot.actor is None:
-            slot.actor = self._env_actor_class.remote(self.env_factory)
+            slot.actor = self._env_actor_class.remote(self.env_factory, self._split)
         driver = self._driver(episode, attempt)
         slot.driver, slot.failed_before = driver, failed_before
         slot.deadline = time.monotonic() + self.settings.start_timeout_s
         render = driver.start()  # the driver's copy of the policy says which steps it reads
-        self._ensure_policy_actor().start_episode.remote(episode)  # runs before this episode's first infer
+        if self._split:
+            self._ensure_policy_actor().start_episode.remote(episode)  # runs before this episode's first infer
         spec = self.options.spec(self._protocol, episode)
-        slot.ref, slot.obs_ref = slot.actor.start.options(num_returns=2).remote(spec, episode.init_idx, episode.seed, render)
+        self._call(slot, slot.actor.start, spec, episode.init_idx, episode.seed, render)
+
+    def _call(self, slot: _Slot, method: Any, *args: Any) -> None:
+        """Call an env actor's start or step: one reply object, or two when a policy actor reads the observations."""
+        if self._split:
+            slot.ref, slot.obs_ref = method.options(num_returns=2).remote(*args)
+        else:
+            slot.ref = method.remote(*args)
+
+    def _step(self, slot: _Slot, action: np.ndarray) -> None:
+        assert slot.driver is not None
+        slot.deadline = time.monotonic() + self.settings.timeout_s
+        self._call(slot, slot.actor.step, action, slot.driver.render_next)
 
     def _request_actions(self, waiting: list[_Slot]) -> None:
-        """One batched inference for every env waiting for an action (observations stay references)."""
+        """One batched inference for every env waiting for an action: in this process (the driver's
+        copy of the policy, as the pool does), or on the policy actor (observations stay references)."""
+        if not self._split:
+            for slot, action in zip(waiting, act_batch(self._policy, [s.driver for s in waiting])):
+                if isinstance(action, Lost):  # the policy side lost it; the env is sound
+                    self._lost(slot, action.reason, keep_actor=True)
+                elif action is None:  # unusable output: the driver recorded the error
+                    self._finish(slot)
+                else:
+                    self._step(slot, action)
+            return
         tags = [(s.driver.obs.episode, s.driver.obs.step) for s in waiting]  # the driver tagged its copy
         refs = [s.obs_ref for s in waiting]
         self._infer = (self._ensure_policy_actor().infer.remote(tags, *refs), [(s, s.driver) for s in waiting])
@@ -318,9 +360,9 @@ class RayExecutor(EnvExecutor):
         ray, driver = self._ray, slot.driver
         assert driver is not None
         try:
-            meta = ray.get(slot.ref)
-            if not isinstance(meta, WorkerFailure):
-                obs = ray.get(slot.obs_ref)  # small without images (lazy rendering); the driver keeps video frames
+            meta, obs = ray.get(slot.ref)
+            if self._split and driver.video is not None and not isinstance(meta, WorkerFailure):
+                obs = ray.get(slot.obs_ref)  # the driver keeps this episode's video frames
         except ray.exceptions.RayTaskError as exc:  # the actor method itself broke (not the env)
             raise WorkerError(f"env actor {slot.index} raised an unexpected error:\n{exc}") from None
         except ray.exceptions.RayError as exc:  # the actor's process or node is gone
@@ -365,8 +407,7 @@ class RayExecutor(EnvExecutor):
             if action is None:  # unusable (non-finite): the driver recorded the error
                 self._finish(slot)
                 continue
-            slot.deadline = time.monotonic() + self.settings.timeout_s
-            slot.ref, slot.obs_ref = slot.actor.step.options(num_returns=2).remote(action, driver.render_next)
+            self._step(slot, action)
 
     # -- endings ---------------------------------------------------------------------------------
 
@@ -391,6 +432,7 @@ class RayExecutor(EnvExecutor):
         summary = self._retry(driver, [*slot.failed_before, reason], self.settings.retries)
         if summary is None:
             slot.driver = None
+            driver.abandon()  # the retry starts the episode afresh
             return
         driver.fail(summary)
         self._finish(slot)
