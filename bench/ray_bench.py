@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         idle_rss = cluster.processes_rss_mb()
         ray.init(address=cluster.address, logging_level="ERROR", log_to_driver=False)
         try:
-            label = "ray, 2 env actors on 2 nodes x 1 CPU, zero policy, render every step"
+            label = "ray, 2 env actors on 2 nodes x 1 CPU, zero policy in the driver, render every step"
             rows.append(timed(label, 2, lambda on_step: ray_run(eps, on_step)))
             rows[-1].pop("workers_cpu_s")  # env actors are not this process's children: their CPU is not counted
         finally:

@@ -27,7 +27,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from engine_bench import episodes  # noqa: E402
+from bench_common import episodes  # noqa: E402
 from ray_bench import pool_run, ray_run  # noqa: E402
 
 from vla_bench.rollout.ray_executor import import_ray  # noqa: E402
@@ -38,7 +38,7 @@ def role(proc: psutil.Process, driver: int) -> str:
     if proc.pid == driver:
         return "driver"
     title = " ".join(proc.cmdline())
-    if "EnvActor" in title or driver in {p.pid for p in proc.parents()}:  # an actor, or a pool worker
+    if "EnvActor" in title or "multiprocessing" in title:  # an env actor, or a pool worker (spawned)
         return "env workers"
     if "PolicyActor" in title:
         return "policy actor"
@@ -90,10 +90,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--skip-pool", action="store_true")
     parser.add_argument("--profile", default="", help="write a cProfile of the Ray driver here")
+    parser.add_argument("--ray-env", action="append", default=[], metavar="RAY_NAME=VALUE",
+                        help="a Ray config variable for every node and the driver (repeatable)")
     args = parser.parse_args(argv)
+    for item in args.ray_env:
+        name, _, value = item.partition("=")
+        if not name.startswith("RAY_") or not value:
+            parser.error(f"--ray-env wants RAY_NAME=VALUE, got {item!r}")
+        os.environ[name] = value
     eps = episodes(args.episodes, args.steps)
     total = args.episodes * args.steps
-    result = {"episodes": args.episodes, "steps": args.steps, "load_before": os.getloadavg()}
+    result = {"episodes": args.episodes, "steps": args.steps, "ray_env": args.ray_env, "load_before": os.getloadavg()}
     if not args.skip_pool:
         window = Window(total, [])
         pool_run(eps, window)
