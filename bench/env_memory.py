@@ -8,6 +8,11 @@ driver). tracemalloc cannot see MuJoCo's or Mesa's C allocations, so the MuJoCo 
 the compiled model itself: `model.nbuffer`, `data.nbuffer`, texture bytes and the offscreen
 framebuffer size. A second process measures importing torch alone (LIBERO's benchmark module
 imports it). Writes bench/results/env-memory-<date>-<host>.{json,md}.
+
+`--trace` also finds where inside the env build the peak happens: the rendered run's process marks
+the build's steps (MuJoCo compile, last-XML free, heap trims, GL context creation, texture-pixel
+release) with its VmRSS and VmHWM from /proc/self/status, and the parent samples the child's VmRSS
+every few milliseconds; the report names the step after which the highest sample was taken.
 """
 
 from __future__ import annotations
@@ -118,10 +123,54 @@ def mujoco_sizes(env) -> dict:
     return sizes
 
 
-def measure_env(queue, steps: int, render: bool) -> None:
+def proc_status_mb(pid: int | str = "self") -> dict[str, float]:
+    """VmRSS and VmHWM (peak RSS) of a process, MB, from /proc/<pid>/status."""
+    out = {}
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                key, value = line.split(":")
+                out[key] = round(int(value.split()[0]) * 1024 / MB, 1)
+    return out
+
+
+def install_trace(marks: list[dict]) -> None:
+    """Record a mark (wall time, step, VmRSS, VmHWM) before and after each memory-relevant step of a
+    scene build: robosuite's compile and GL context creation, and vla_bench's releases. Marking stops
+    once a mark named "env built" is in the list."""
+    from robosuite.utils.binding_utils import MjRenderContext, MjSim
+
+    from vla_bench.envs import libero_env
+
+    def mark(label: str) -> None:
+        if not any(m["step"] == "env built" for m in marks):
+            marks.append({"t": time.time(), "step": label, **proc_status_mb()})
+
+    def traced(function, label):
+        def wrapper(*args, **kwargs):
+            mark(f"{label} begins")
+            result = function(*args, **kwargs)
+            mark(f"{label} done")
+            return result
+
+        return wrapper
+
+    for name in ("free_last_xml", "trim_heap", "release_texture_pixels"):
+        setattr(libero_env, name, traced(getattr(libero_env, name), name))
+    compile_xml = MjSim.__dict__["from_xml_string"].__func__
+    MjSim.from_xml_string = classmethod(traced(compile_xml, "MuJoCo compile (MjSim.from_xml_string)"))
+    MjRenderContext._set_mujoco_context_and_buffers = traced(
+        MjRenderContext._set_mujoco_context_and_buffers, "GL context uploads the model (MjrContext)"
+    )
+    MjRenderContext.__init__ = traced(MjRenderContext.__init__, "robosuite render context")
+    mark("trace installed")
+
+
+def measure_env(queue, steps: int, render: bool, trace: bool = False) -> None:
     """In a fresh process: stage-by-stage memory of building and running one LIBERO env."""
     t0 = time.monotonic()
     stages = [snapshot("python + psutil", time.monotonic() - t0)]
+    marks: list[dict] = []
     import numpy as np
 
     from vla_bench.envs import EnvSpec, make_env
@@ -131,11 +180,15 @@ def measure_env(queue, steps: int, render: bool) -> None:
     protocol = protocols().get("openvla")
     load_task(SUITE, TASK)  # LIBERO, robosuite, mujoco (and whatever they import)
     stages.append(snapshot("imports (load_task)", time.monotonic() - t0))
+    if trace:
+        install_trace(marks)
     spec = EnvSpec.from_protocol(
         protocol, SUITE, TASK, render=render, image_size=protocol.model_image_size, fast_reset=True
     )
     env = make_env("libero", spec)
     stages.append(snapshot("env built", time.monotonic() - t0))
+    if trace:
+        marks.append({"t": time.time(), "step": "env built", **proc_status_mb()})
     env.start(0, protocol.env_seed, render=render)
     stages.append(snapshot("first episode start (reset, settle)", time.monotonic() - t0))
     action = np.array([0, 0, 0, 0, 0, 0, -1.0])
@@ -148,7 +201,7 @@ def measure_env(queue, steps: int, render: bool) -> None:
     stages.append(snapshot(f"second episode ({steps} steps)", time.monotonic() - t0))
     sizes = mujoco_sizes(env)
     stages += teardown(env, time.monotonic() - t0)
-    queue.put({"stages": stages, "mujoco": sizes, "env": os.environ.get("MALLOC_ARENA_MAX")})
+    queue.put({"stages": stages, "mujoco": sizes, "env": os.environ.get("MALLOC_ARENA_MAX"), "trace": marks})
 
 
 def teardown(env, seconds: float) -> list[dict]:
@@ -190,14 +243,52 @@ def measure_torch(queue) -> None:
     queue.put({"stages": [before, snapshot("import torch", time.monotonic() - t0)]})
 
 
-def in_child(target, *args) -> dict:
+def in_child(target, *args, sample: bool = False) -> dict:
+    """Run target(queue, *args) in a fresh spawned process and return what it puts on the queue; with
+    `sample`, also the child's highest VmRSS sample (polled every ~2 ms) and when it was taken."""
+    import queue as queues
+
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
     process = context.Process(target=target, args=(queue, *args))
     process.start()
-    result = queue.get(timeout=900)
+    deadline, top = time.monotonic() + 900, {"rss_mb": 0.0, "t": None}
+    while True:
+        try:
+            result = queue.get(timeout=0.002 if sample else 900)
+            break
+        except queues.Empty:
+            if time.monotonic() > deadline:
+                raise TimeoutError("the measuring process sent nothing for 900 s") from None
+            try:
+                rss = proc_status_mb(process.pid)["VmRSS"]
+            except (OSError, KeyError):
+                continue
+            if rss > top["rss_mb"]:
+                top = {"rss_mb": rss, "t": time.time()}
     process.join(60)
+    if sample:
+        result["highest_sample"] = top
     return result
+
+
+def trace_markdown(run: dict) -> list[str]:
+    """The build steps with RSS and peak so far, and the step after which the highest sample came."""
+    marks = run.get("trace") or []
+    if not marks:
+        return []
+    top = run.get("highest_sample") or {}
+    lines = ["", "Inside the env build (`--trace`; MB, /proc/self/status):", "",
+             "| step | VmRSS | VmHWM (peak so far) | s |", "|---|---:|---:|---:|"]
+    t0 = marks[0]["t"]
+    for m in marks:
+        lines.append(f"| {m['step']} | {m['VmRSS']:.0f} | {m['VmHWM']:.0f} | {m['t'] - t0:.2f} |")
+    if top.get("t"):
+        before = [m for m in marks if m["t"] <= top["t"]]
+        after = before[-1]["step"] if before else "the start"
+        lines += ["", f"Highest VmRSS sample (parent polling every ~2 ms): {top['rss_mb']:.0f} MB, "
+                      f"{top['t'] - t0:.2f} s after the first mark, after: {after}."]
+    return lines
 
 
 def markdown(result: dict) -> str:
@@ -223,6 +314,7 @@ def markdown(result: dict) -> str:
             lines.append(f"| {group} | {v.get('rss', 0):.0f} | {v.get('pss', 0):.0f} | {v.get('private', 0):.0f} |")
         if "mujoco" in run:
             lines += ["", "MuJoCo: " + ", ".join(f"{k} = {v}" for k, v in run["mujoco"].items())]
+        lines += trace_markdown(run)
     return "\n".join(lines) + "\n"
 
 
@@ -233,11 +325,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", default=str(Path(__file__).resolve().parent / "results"))
     parser.add_argument("--label", default="", help="suffix of the output file names (e.g. before)")
     parser.add_argument("--note", default="", help="free text stored with the results")
+    parser.add_argument("--trace", action="store_true", help="mark the steps inside the rendered env's build")
     args = parser.parse_args(argv)
     from vla_bench.results import provenance
 
     load_before = [round(x, 2) for x in os.getloadavg()]
-    runs = {"rendered env (2 cameras, 256 px)": in_child(measure_env, args.steps, True)}
+    runs = {"rendered env (2 cameras, 256 px)": in_child(measure_env, args.steps, True, args.trace, sample=args.trace)}
     if not args.no_headless:
         runs["env without rendering"] = in_child(measure_env, args.steps, False)
     runs["import torch alone"] = in_child(measure_torch)

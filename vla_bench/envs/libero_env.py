@@ -154,24 +154,44 @@ def free_last_xml() -> None:
 
 
 @contextlib.contextmanager
-def last_xml_freed_after_compile():
-    """While active, robosuite's scene builds free MuJoCo's last parsed XML (free_last_xml) as soon as
-    the model is compiled, before the GL context uploads the textures: the parsed scene and the GL
-    copies then never exist at once, which lowers the build's peak as well as the steady state."""
-    from robosuite.utils.binding_utils import MjSim
+def build_memory_released(render_size: int):
+    """While active, robosuite's scene builds give memory back at the two points where it stops being
+    needed, not only after the whole build (LiberoEnv._release_build_memory), which lowers the build's
+    peak RSS:
 
-    original = MjSim.__dict__["from_xml_string"]
+    - right after the model is compiled, MuJoCo's last parsed XML (free_last_xml) and the heap pages
+      the parse left free (trim_heap), before the GL context uploads the textures: the parsed scene
+      and the GL copies then never exist at once;
+    - right after the GL context has uploaded the textures (robosuite's
+      `_set_mujoco_context_and_buffers`, which makes the MjrContext), the model's copy of the texture
+      pixels (release_texture_pixels, with its framebuffer-size check). The rest of robosuite's reset
+      (observables, the first renders, Mesa compiling its shaders) then grows RSS from the lower level.
+
+    Measured with bench/env_memory.py --trace (libero_spatial task 0, both cameras at 256 px): the
+    build's peak came ~55 MB after the GL context, before the end-of-build release."""
+    from robosuite.utils.binding_utils import MjRenderContext, MjSim
+
+    original_compile = MjSim.__dict__["from_xml_string"]
+    original_context = MjRenderContext.__dict__["_set_mujoco_context_and_buffers"]
 
     def compile_then_free(cls, xml):
-        sim = original.__func__(cls, xml)
+        sim = original_compile.__func__(cls, xml)
         free_last_xml()
+        trim_heap()
         return sim
 
+    def context_then_release(context):
+        original_context(context)
+        release_texture_pixels(context.sim, render_size)
+        trim_heap()
+
     MjSim.from_xml_string = classmethod(compile_then_free)
+    MjRenderContext._set_mujoco_context_and_buffers = context_then_release
     try:
         yield
     finally:
-        MjSim.from_xml_string = original
+        MjSim.from_xml_string = original_compile
+        MjRenderContext._set_mujoco_context_and_buffers = original_context
 
 
 MADV_DONTNEED = 4  # Linux
@@ -234,7 +254,7 @@ class LiberoEnv:
         self.language: str = task.language
         self.n_init_states = len(self._init_states)
         set_asset_cache(keeps_asset_cache(spec))
-        with last_xml_freed_after_compile():
+        with build_memory_released(spec.render_size):
             self._env = make_raw_env(spec, bddl)
         self._release_build_memory()
         self._settle = np.asarray(spec.settle_action, dtype=np.float64)
@@ -356,7 +376,7 @@ class LiberoEnv:
             self._scene_seed = seed
         else:
             self._forget_stale_samplers()  # a soft reset builds no scene, so adds no sampler
-            with last_xml_freed_after_compile():
+            with build_memory_released(self.spec.render_size):
                 self._env.reset()
             self._release_build_memory()
             self._scene_seed = seed
