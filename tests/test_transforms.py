@@ -68,6 +68,28 @@ def test_state_encodings():
     np.testing.assert_array_equal(command(state, 1.0)[:6], state[:6].astype(np.float32))
 
 
+def test_angle_centre_wraps_the_euler_angles_onto_one_branch():
+    # a gripper pointing down: roll crosses +-pi as it turns by 0.002 rad; wrapped around pi it is continuous
+    before = np.array([0.1, 0.2, 0.3, 3.1406, 0.05, -0.2, 0.039, -0.038])
+    after = before.copy()
+    after[3] = -3.1406
+    wrap = StateEncoding("qpos", angle_centre=(np.pi, 0.0, 0.0))
+    assert abs(StateEncoding("qpos")(after)[3] - StateEncoding("qpos")(before)[3]) > 6
+    assert abs(wrap(after)[3] - wrap(before)[3]) == pytest.approx(2 * np.pi - 2 * 3.1406, abs=1e-5)
+    assert wrap(after)[3] == pytest.approx(2 * np.pi - 3.1406, abs=1e-5)  # in [0, 2 pi)
+    np.testing.assert_allclose(wrap(before)[[0, 1, 2, 4, 5, 6, 7]], before[[0, 1, 2, 4, 5, 6, 7]], atol=1e-7)
+    # pitch and yaw centred on 0: a yaw of 3.5 reads as 3.5 - 2 pi
+    assert StateEncoding("qpos", angle_centre=(0, 0, 0))(before + [0, 0, 0, 0, 0, 3.7, 0, 0])[5] == pytest.approx(3.5 - 2 * np.pi, abs=1e-5)
+    block = {"image": {"size": 8, "library": "pil", "resize": "bicubic", "crop": "none", "mean": [0, 0, 0], "std": [1, 1, 1]},
+             "state": {"gripper": "command", "angle_centre": [3.14159, 0, 0]}}
+    parsed = Preprocessing.from_dict(block)
+    assert parsed.state.angle_centre == (3.14159, 0.0, 0.0)
+    assert Preprocessing.from_dict(parsed.to_dict()) == parsed
+    assert "angle_centre" not in Preprocessing.from_dict({**block, "state": {"gripper": "qpos"}}).to_dict()["state"]
+    with pytest.raises(VlaBenchError, match="angle_centre needs 3 values"):
+        Preprocessing.from_dict({**block, "state": {"gripper": "qpos", "angle_centre": [1.0]}})
+
+
 def test_timesteps_load_through_a_torch_dataloader():
     transform = ObservationTransform(read_config(TINY_TEACHER).preprocessing, VIEWS)
 

@@ -6,7 +6,7 @@ eval does it; evaluation and the training data loader both apply it through `Obs
     "preprocessing": {
       "image": {"size": 224, "library": "pil", "resize": "bicubic", "crop": "center",
                 "mean": [...], "std": [...], "dtype": "float32"},
-      "state": {"gripper": "qpos"}
+      "state": {"gripper": "qpos", "angle_centre": [3.14159, 0, 0]}
     }
 
 - image: resize with `library` ("pil", "cv2" or "torch") and its `resize` method so the shorter side
@@ -16,7 +16,8 @@ eval does it; evaluation and the training data loader both apply it through `Obs
   processor, used by Seer's LIBERO eval).
 - state: the 8-D protocol state [eef pos 3, eef rotation 3, gripper 2]; `gripper` "qpos" keeps the
   observed finger joints, "command" replaces them by the one-hot of the last executed gripper
-  command ([1, 0] open, [0, 1] closed), as Seer does without `--gripper_width`.
+  command ([1, 0] open, [0, 1] closed), as Seer does without `--gripper_width`. `angle_centre`
+  (optional; upstream checkpoints have none) wraps the 3 Euler angles into [centre - pi, centre + pi).
 
 Configs written before this block existed get `legacy_preprocessing`: today's behaviour then (torch
 bilinear antialiased resize without crop, mean/std from `normalisation`, `model.gripper_state`).
@@ -135,13 +136,22 @@ class ImagePipeline:
 
 @dataclasses.dataclass(frozen=True)
 class StateEncoding:
-    """What fills the state's 2 gripper entries: "qpos" (observed finger joints) or "command"."""
+    """What fills the state's 2 gripper entries: "qpos" (observed finger joints) or "command"; and,
+    when `angle_centre` is given, the branch of the 3 rotation angles (Euler states): each angle is
+    wrapped into [centre - pi, centre + pi), so a gripper pointing down (roll near +-pi) reads a
+    continuous roll instead of one that jumps by 2 pi whenever it turns slightly."""
 
     gripper: str
+    angle_centre: tuple[float, float, float] | None = None
 
     def __post_init__(self) -> None:
         if self.gripper not in GRIPPER_MODES:
             raise PreprocessingError(f"preprocessing.state.gripper {self.gripper!r}; known: {', '.join(GRIPPER_MODES)}")
+        if self.angle_centre is not None:
+            centre = tuple(float(c) for c in self.angle_centre)
+            if len(centre) != 3:
+                raise PreprocessingError("preprocessing.state.angle_centre needs 3 values (one per rotation angle)")
+            object.__setattr__(self, "angle_centre", centre)
 
     def __call__(self, state: np.ndarray, last_command: float | None = None) -> np.ndarray:
         """8-D protocol state -> the 8 float32 values the model reads.
@@ -152,6 +162,10 @@ class StateEncoding:
         state = np.asarray(state, dtype=np.float64)
         if state.shape != (STATE_DIM,):
             raise PreprocessingError(f"expected an {STATE_DIM}-D state vector, got shape {state.shape}")
+        if self.angle_centre is not None:
+            state = state.copy()
+            centre = np.asarray(self.angle_centre)
+            state[3:6] = centre - np.pi + np.mod(state[3:6] - centre + np.pi, 2 * np.pi)
         if self.gripper == "command":
             state = state.copy()
             closed = last_command is not None and last_command >= 1.0
@@ -177,7 +191,10 @@ class Preprocessing:
 
     def to_dict(self) -> dict[str, Any]:
         image = dataclasses.asdict(self.image)
-        return {"image": {**image, "mean": list(self.image.mean), "std": list(self.image.std)}, "state": dataclasses.asdict(self.state)}
+        state = {"gripper": self.state.gripper}
+        if self.state.angle_centre is not None:  # absent from configs that do not wrap (unchanged files)
+            state["angle_centre"] = list(self.state.angle_centre)
+        return {"image": {**image, "mean": list(self.image.mean), "std": list(self.image.std)}, "state": state}
 
 
 def legacy_preprocessing(model: Mapping[str, Any], normalisation: Mapping[str, Any], image_size: int) -> Preprocessing:
