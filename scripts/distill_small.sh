@@ -35,7 +35,10 @@ DS_PARALLEL=${DS_PARALLEL:-1}              # 1: the two stage-2 runs train side 
 DS_THREADS=${DS_THREADS:-$(getconf _NPROCESSORS_ONLN)}
 export OMP_NUM_THREADS=$DS_THREADS
 DS_SAVE_EVERY=${DS_SAVE_EVERY:-200}
-DS_EVAL_MAX_STEPS=${DS_EVAL_MAX_STEPS:-}   # empty: the protocol's step limit
+# Policy steps per evaluation episode: 300, a recorded deviation from vita-vla's 600 for libero_object
+# (the expert needs at most 175; OpenVLA's LIBERO protocol allows 280 for libero_object). Failed episodes
+# run the whole limit, so 600 doubles their cost. Empty: the protocol's limit.
+DS_EVAL_MAX_STEPS=${DS_EVAL_MAX_STEPS-300}
 DS_TRAIN_ARGS=${DS_TRAIN_ARGS:-}           # extra flags for every train/distill step, e.g. --no-progress
 DS_EVAL_ARGS=${DS_EVAL_ARGS:-}
 
