@@ -14,14 +14,16 @@ VLA_BENCH=${VLA_BENCH:-.venv/bin/vla-bench}
 DS_OUT=${DS_OUT:-results/reference/distill-small}
 DS_SUITE=${DS_SUITE:-libero_object}
 DS_TASKS=${DS_TASKS:-0-2}
-DS_COLLECT_TRIALS=${DS_COLLECT_TRIALS:-30}
-DS_TRAIN_INITS=${DS_TRAIN_INITS:-10-29}
+DS_COLLECT_TRIALS=${DS_COLLECT_TRIALS:-50}
+DS_TRAIN_INITS=${DS_TRAIN_INITS:-10-49}
 DS_EVAL_TRIALS=${DS_EVAL_TRIALS:-10}
 DS_WORKERS=${DS_WORKERS:-2}
 DS_TEACHER_STEPS=${DS_TEACHER_STEPS:-8000}
 DS_ALIGN_STEPS=${DS_ALIGN_STEPS:-1000}
 DS_FINETUNE_STEPS=${DS_FINETUNE_STEPS:-4000}
 DS_BATCH=${DS_BATCH:-16}
+# random-shift augmentation of the training images, in pixels of the stored 128 px images (0: off)
+DS_AUGMENT_SHIFT=${DS_AUGMENT_SHIFT:-8}
 # the small models start from random weights, so they get a higher learning rate than the paper's 1e-4
 DS_TEACHER_LR=${DS_TEACHER_LR:-3e-4}
 DS_ALIGN_LR=${DS_ALIGN_LR:-1e-3}
@@ -47,7 +49,7 @@ DATA=$WORK/demos.hdf5
 TIMINGS=$DS_OUT/timings.tsv  # wall seconds of every step this script ran (appended; committed)
 mkdir -p "$WORK"
 [[ -f "$TIMINGS" ]] || printf 'step\twall_s\tstarted_utc\thost\tcpus\n' > "$TIMINGS"
-run() { echo "+ vla-bench $*"; "$VLA_BENCH" "$@"; }
+run() { echo "+ vla-bench $*" >&2; "$VLA_BENCH" "$@"; }
 timed() {  # $1: step name; the rest: the command. Appends the step's wall time to $TIMINGS
   local name=$1 start started; shift
   start=$(date +%s); started=$(date -u +%FT%TZ)
@@ -73,7 +75,7 @@ train_step() {  # $1: run folder; the rest: the command and its flags
   local resume=()
   [[ -f "$dir/state/latest" ]] && resume=(--resume)
   timed "$name" run "$@" --output "$dir" --data "$DATA" --init-states "$DS_TRAIN_INITS" --batch-size "$DS_BATCH" \
-      --save-every "$DS_SAVE_EVERY" ${resume[@]+"${resume[@]}"} $DS_TRAIN_ARGS
+      --augment-shift "$DS_AUGMENT_SHIFT" --save-every "$DS_SAVE_EVERY" ${resume[@]+"${resume[@]}"} $DS_TRAIN_ARGS
 }
 
 # 2-3. teacher, student (align then finetune), stage-2-only student

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
@@ -115,6 +116,15 @@ def test_protocol_mismatch_warns_or_refuses(caplog):
     with caplog.at_level(logging.WARNING, logger="vla_bench"):
         make_policy("vita-vla", PolicyContext(protocol=VITA, checkpoint=TINY_STUDENT, strict_protocol=True))
     assert caplog.text == ""
+
+
+def test_protocol_variant_of_the_same_name_says_so(caplog):
+    variant = dataclasses.replace(VITA, execution="single")
+    with caplog.at_level(logging.WARNING, logger="vla_bench"):
+        make_policy("vita-vla", PolicyContext(protocol=variant, checkpoint=TINY_STUDENT))
+    assert "expects a variant of protocol 'vita-vla' that differs from the run's" in caplog.text
+    assert "execution: checkpoint 'temporal_ensemble', run 'single'" in caplog.text
+    assert "but the run uses" not in caplog.text
 
 
 def test_policy_argument_errors():

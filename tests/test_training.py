@@ -84,6 +84,35 @@ def test_split_is_by_init_state_and_noop_filter(demos):
     assert [d.init_idx for d in D.load_datasets([demos], ("agentview",), False, init_states=[1])] == [1]
 
 
+def test_random_shift_translates_each_window_alike_across_its_frames(demos):
+    rng = np.random.default_rng(7)
+    views = ("agentview", "robot0_eye_in_hand")
+    batch = {"images": {v: rng.integers(0, 256, (6, 3, 16, 20, 3), dtype=np.uint8) for v in views},
+             "future": {v: rng.integers(0, 256, (6, 3, 16, 20, 3), dtype=np.uint8) for v in views},
+             "state": rng.normal(size=(6, 3, 8)).astype(np.float32)}
+    pixels = 3
+    shifted = D.random_shift(batch, pixels, np.random.default_rng(0))
+    assert D.random_shift(batch, 0, np.random.default_rng(0)) is batch
+    pad = ((0, 0), (pixels, pixels), (pixels, pixels), (0, 0))
+    offsets = set()
+    for view in views:
+        out, future = shifted["images"][view], shifted["future"][view]
+        assert out.shape == batch["images"][view].shape and out.dtype == np.uint8
+        for b in range(6):
+            # exactly one offset reproduces the window's frames, and the same one its foresight targets
+            padded, padded_future = np.pad(batch["images"][view][b], pad, mode="edge"), np.pad(batch["future"][view][b], pad, mode="edge")
+            fits = [(dy, dx) for dy in range(2 * pixels + 1) for dx in range(2 * pixels + 1)
+                    if np.array_equal(padded[:, dy : dy + 16, dx : dx + 20], out[b])]
+            assert len(fits) == 1, (view, b)
+            dy, dx = fits[0]
+            np.testing.assert_array_equal(padded_future[:, dy : dy + 16, dx : dx + 20], future[b])
+            offsets.add((view, dy, dx))
+    assert len({o[1:] for o in offsets}) > 1  # windows and views move differently
+    np.testing.assert_array_equal(shifted["state"], batch["state"])
+    with pytest.raises(VlaBenchError, match="--augment-shift must be at least 0"):
+        TrainConfig(data=(str(demos),), output="x", augment_shift=-1)
+
+
 def test_reader_rejects_a_broken_file_naming_field_and_file(demos, tmp_path, capsys):
     broken = tmp_path / "broken.hdf5"
     broken.write_bytes(demos.read_bytes())
@@ -185,7 +214,7 @@ def test_finetune_without_align_warns_it_is_the_ablation(runs, demos, tmp_path, 
 
 # -- resume -------------------------------------------------------------------------------------------
 def test_resume_after_kill_equals_an_uninterrupted_run(demos, tmp_path):
-    args = ["--data", str(demos), "--steps", "6", "--save-every", "3", "--val-fraction", "0", *FAST]
+    args = ["--data", str(demos), "--steps", "6", "--save-every", "3", "--val-fraction", "0", "--augment-shift", "3", *FAST]
     assert main(["train", "--output", str(tmp_path / "whole"), *args]) == 0
     killed = subprocess.run([sys.executable, "-m", "vla_bench.cli", "train", "--output", str(tmp_path / "cut"), *args, "--interrupt-after", "3"],
                             capture_output=True, text=True)

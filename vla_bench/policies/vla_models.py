@@ -51,10 +51,11 @@ def check_protocol(expected: "ExpectedProtocol", run: Protocol, checkpoint: Path
         raise VlaBenchError(f"checkpoint {checkpoint} needs camera views {missing} that protocol {run.name!r} does not render")
     differences = protocol_differences(expected, run)
     if differences:
-        message = (
-            f"checkpoint {checkpoint} expects protocol {expected.name!r} but the run uses {run.name!r}: "
-            + "; ".join(differences)
-        )
+        if expected.name == run.name:  # e.g. --max-steps or another override of the declared protocol
+            head = f"checkpoint {checkpoint} expects a variant of protocol {run.name!r} that differs from the run's: "
+        else:
+            head = f"checkpoint {checkpoint} expects protocol {expected.name!r} but the run uses {run.name!r}: "
+        message = head + "; ".join(differences)
         if strict:
             raise VlaBenchError(message + " (refused by --strict-protocol)")
         LOG.warning("warning: %s (pass --strict-protocol to refuse)", message)

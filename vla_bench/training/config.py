@@ -28,6 +28,9 @@ class TrainingOptions:
     """Drop OpenVLA no-op steps from the demonstrations."""
     val_fraction: float = 0.1
     """Fraction of demo groups (task + init state) held out for validation."""
+    augment_shift: int = 0
+    """Random-shift image augmentation: move each training window's images by up to this many pixels
+    (of the stored images) in x and y, edges repeated; 0: off. Validation images are never shifted."""
     normalise_state: bool = True
     """Train on standardised states; the statistics are folded into the state encoder at export."""
     save_every: int = 200
@@ -111,6 +114,8 @@ def check_common(config: TrainConfig | DistillConfig) -> None:
     for name in ("steps", "batch_size", "grad_accum", "save_every", "log_every"):
         if getattr(config, name) < 1:
             raise VlaBenchError(f"--{name.replace('_', '-')} must be at least 1")
+    if config.augment_shift < 0:
+        raise VlaBenchError("--augment-shift must be at least 0")
     if not 0 <= config.val_fraction < 1:
         raise VlaBenchError("--val-fraction must be in [0, 1)")
     if config.init_states is not None:

@@ -208,6 +208,26 @@ def collate(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def random_shift(batch: dict[str, Any], pixels: int, rng: np.random.Generator) -> dict[str, Any]:
+    """Random-shift augmentation (DrQ): each window's image of each view moves by up to `pixels`
+    (stored-image pixels) in x and y, edges repeated; every frame of a window and its foresight target
+    move alike, so motion between frames is unchanged. Returns a new batch; 0 pixels returns `batch`."""
+    if pixels <= 0:
+        return batch
+    size = len(batch["state"])
+    offsets = {view: rng.integers(0, 2 * pixels + 1, size=(size, 2)) for view in batch["images"]}
+    pad = ((0, 0), (0, 0), (pixels, pixels), (pixels, pixels), (0, 0))
+    out = dict(batch)
+    for key in ("images", "future"):
+        shifted = {}
+        for view, x in batch[key].items():  # (B, T, H, W, C)
+            h, w = x.shape[2:4]
+            padded = np.pad(x, pad, mode="edge")
+            shifted[view] = np.stack([padded[b, :, dy : dy + h, dx : dx + w] for b, (dy, dx) in enumerate(offsets[view])])
+        out[key] = shifted
+    return out
+
+
 def batches(dataset: WindowDataset, batch_size: int, seed: int, epoch: int, shuffle: bool = True) -> list[list[int]]:
     """The batches of one epoch: a permutation fixed by (seed, epoch), grouped so each batch holds
     windows of one length (only demos shorter than the history give short windows)."""

@@ -251,6 +251,8 @@ def run(job: Job, config_dict: dict[str, Any], data_paths: list[Path], output: P
             plan = plan[: max(world, len(plan) - len(plan) % world)][rank::world]
         while position < len(plan) and step < cfg.steps:
             batch = D.collate([dataset[i] for i in plan[position]])
+            # seeded by the batch's place in the run, so a resumed run shifts exactly as an uninterrupted one
+            batch = D.random_shift(batch, cfg.augment_shift, np.random.default_rng([cfg.seed, epoch, position, rank, 1]))
             try:
                 with accelerator.accumulate(objective):
                     losses = objective(batch)
