@@ -19,6 +19,7 @@ from vla_bench.evaluate import evaluate
 from vla_bench.results.io import read_episodes, read_run
 from vla_bench.results.schema import STATUS_ERROR, STATUS_OK
 from vla_bench.rollout import EnvOptions, PoolExecutor, PoolSettings, Rendering, SerialExecutor
+from vla_bench.rollout.driver import EpisodeDriver
 from vla_bench.rollout.ray_executor import RayExecutor, RaySettings
 
 
@@ -74,16 +75,17 @@ class ImageSeekPolicy(SeekPolicy):
         return super().infer(observations)
 
 
-def test_policy_actor_gives_the_same_records(cluster):
+def test_policy_actor_gives_the_same_records(cluster, monkeypatch):
     """With a policy actor (the GPU case, forced here) the observations go to it as references and the
     driver gets them without images; the records are the same as with the policy in the driver."""
     episodes = fake_episodes(tasks="0", trials=3, max_steps=12)
     options = EnvOptions(rendering=Rendering("all"))
-    observed = []
+    observed = []  # every env reply the driver process hands to an episode driver
+    observe = EpisodeDriver.observe
+    monkeypatch.setattr(EpisodeDriver, "observe", lambda self, obs, *a, **k: observed.append(obs) or observe(self, obs, *a, **k))
 
     def run(executor):
-        on_step = lambda: observed.extend(s.driver.obs for s in executor._slots if s.driver and s.driver.obs)  # noqa: E731
-        return list(executor.run(episodes, ImageSeekPolicy(), PROTOCOL, on_step))
+        return list(executor.run(episodes, ImageSeekPolicy(), PROTOCOL))
 
     on_actor = RayExecutor(RaySettings(timeout_s=20.0, policy_actor=True), fake_factory(), options)
     records = run(on_actor)
