@@ -51,7 +51,7 @@ def check_protocol(expected: "ExpectedProtocol", run: Protocol, checkpoint: Path
         raise VlaBenchError(f"checkpoint {checkpoint} needs camera views {missing} that protocol {run.name!r} does not render")
     differences = protocol_differences(expected, run)
     if differences:
-        if expected.name == run.name:  # e.g. --max-steps or another override of the declared protocol
+        if expected.name == run.name:  # the declared protocol with some of its settings overridden
             head = f"checkpoint {checkpoint} expects a variant of protocol {run.name!r} that differs from the run's: "
         else:
             head = f"checkpoint {checkpoint} expects protocol {expected.name!r} but the run uses {run.name!r}: "
