@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The small-scale VITA-VLA recipe on a CPU machine (`make distill-small`; docs/training.md):
-#   1. collect expert demonstrations (real LIBERO) for DS_TASKS of DS_SUITE, init states 0..DS_COLLECT_TRIALS-1
+#   1. collect expert demonstrations (real LIBERO) for DS_TASKS of DS_SUITE, init states 0..DS_COLLECT_TRIALS-1,
+#      with DART-style action noise (the env runs the expert's action plus noise, the demo keeps the
+#      expert's own action as the label, so the demos show the expert correcting small deviations)
 #   2. train the small Seer teacher on the demos of init states DS_TRAIN_INITS
 #   3. stage 1 (align) + stage 2 (finetune) of the small VITA-VLA student; and a stage-2-only student
 #   4. evaluate the three on init states 0..DS_EVAL_TRIALS-1 (no training demo started there) under the
@@ -18,6 +20,10 @@ DS_COLLECT_TRIALS=${DS_COLLECT_TRIALS:-50}
 DS_TRAIN_INITS=${DS_TRAIN_INITS:-10-49}
 DS_EVAL_TRIALS=${DS_EVAL_TRIALS:-10}
 DS_WORKERS=${DS_WORKERS:-2}
+# std of the Gaussian noise on executed actions while collecting, in action units (position: 1 = 5 cm,
+# rotation: 1 = 0.5 rad); 0 0: clean demonstrations
+DS_ACTION_NOISE=${DS_ACTION_NOISE:-0.3}
+DS_ROTATION_NOISE=${DS_ROTATION_NOISE:-0.05}
 DS_TEACHER_STEPS=${DS_TEACHER_STEPS:-8000}
 DS_ALIGN_STEPS=${DS_ALIGN_STEPS:-1000}
 DS_FINETUNE_STEPS=${DS_FINETUNE_STEPS:-4000}
@@ -62,7 +68,7 @@ if [[ ! -f "$DATA" ]]; then
   rm -rf "$WORK/collect.hdf5" "$WORK/collect-run"
   # images stored as rendered (128 px): training resizes them exactly as evaluation does for each model
   timed collect run collect --suite "$DS_SUITE" --tasks "$DS_TASKS" --trials "$DS_COLLECT_TRIALS" --protocol vita-vla \
-      --workers "$DS_WORKERS" --output "$WORK/collect.hdf5"
+      --action-noise "$DS_ACTION_NOISE" --rotation-noise "$DS_ROTATION_NOISE" --workers "$DS_WORKERS" --output "$WORK/collect.hdf5"
   mv "$WORK/collect.hdf5" "$DATA"
 fi
 

@@ -8,7 +8,9 @@ Layout (what LIBERO's and robomimic's dataset loaders read):
                                        image_orientation, ee_ori_convention
     data/demo_<i>/              attrs: num_samples, suite, task_id, init_idx, seed, language_instruction,
                                        env_args (JSON)
-        actions                 (T, 7) float64, the env actions sent
+        actions                 (T, 7) float64, the policy's actions (the training labels)
+        actions_executed        (T, 7) float64, the env actions sent, only when collected with action noise
+                                (data attrs: action_noise, JSON {"position": std, "rotation": std})
         rewards                 (T,) uint8, 1 at the last (successful) step
         dones                   (T,) uint8, 1 at the last step
         obs/agentview_rgb       (T, H, W, 3) uint8, in the protocol's orientation
@@ -20,11 +22,19 @@ Layout (what LIBERO's and robomimic's dataset loaders read):
 
 Observation t is the one the action t was chosen from. Demo numbering follows the episode list,
 so files do not depend on which worker ran what.
+
+Action noise (DART, Laskey et al. 2017): with `ActionNoise` the env executes the policy's action plus
+Gaussian noise on the arm's position and rotation deltas, while the demo keeps the policy's own action as
+the label. The policy (a closed-loop expert) then corrects the drift, so the demos show how to return to
+the path from states a learner's own small errors lead to. Seeded per episode: the same noise whatever
+worker runs it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import zlib
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -40,6 +50,35 @@ from vla_bench.specs import Protocol
 CAMERA_KEYS = {"agentview": "agentview_rgb", "robot0_eye_in_hand": "eye_in_hand_rgb"}
 
 
+@dataclasses.dataclass(frozen=True)
+class ActionNoise:
+    """Standard deviations of the Gaussian noise added to executed actions, in action units (OSC_POSE:
+    1 is 5 cm of position or 0.5 rad of rotation); the gripper command is never perturbed."""
+
+    position: float = 0.0
+    rotation: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("position", "rotation"):
+            value = getattr(self, name)
+            if not np.isfinite(value) or value < 0:
+                raise VlaBenchError(f"{name} action noise must be a finite number >= 0, got {value}")
+
+    @property
+    def active(self) -> bool:
+        return self.position > 0 or self.rotation > 0
+
+    def generator(self, episode: Episode) -> np.random.Generator:
+        """The episode's own noise stream: seeded by its identity, not by the worker or the order."""
+        return np.random.default_rng([zlib.crc32(episode.suite.encode()), episode.task_id, episode.init_idx, episode.seed])
+
+    def perturb(self, action: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        std = np.array([self.position] * 3 + [self.rotation] * 3)
+        noisy = np.array(action, dtype=np.float64)
+        noisy[:6] = np.clip(noisy[:6] + rng.normal(size=6) * std, -1.0, 1.0)
+        return noisy
+
+
 class DemoRecorder(Policy):
     """Wraps a policy and keeps, per episode, every observation it was asked about and its action.
 
@@ -49,25 +88,32 @@ class DemoRecorder(Policy):
     uses_images = True
     needs_privileged = True
 
-    def __init__(self, inner: Policy, image_size: int | None) -> None:
+    def __init__(self, inner: Policy, image_size: int | None, noise: ActionNoise = ActionNoise()) -> None:
         self.inner = inner
         self.image_size = image_size
+        self.noise = noise
         self.buffers: dict[str, dict[str, list[np.ndarray]]] = {}
+        self.noise_streams: dict[str, np.random.Generator] = {}
 
     def validate(self, episodes: Sequence[Episode]) -> None:
         self.inner.validate(episodes)
 
     def start_episode(self, episode: Episode) -> None:
-        self.buffers[episode.key] = {key: [] for key in ("actions", *CAMERA_KEYS.values(), "state", "joint_states")}
+        keys = ("actions", "actions_executed", *CAMERA_KEYS.values(), "state", "joint_states")
+        self.buffers[episode.key] = {key: [] for key in keys}
+        self.noise_streams[episode.key] = self.noise.generator(episode)
         self.inner.start_episode(episode)
 
     def end_episode(self, episode: Episode) -> None:
         self.inner.end_episode(episode)  # the buffers stay until `take` (the record comes after the end)
+        self.noise_streams.pop(episode.key, None)
 
     def infer(self, observations: Sequence[Observation]) -> np.ndarray:
-        """The wrapped policy's actions; every next observation is read (rendered), as it is recorded."""
+        """The wrapped policy's actions (plus the action noise, if any); every next observation is read
+        (rendered), as it is recorded."""
         actions, _ = check_output(self.inner.infer(observations), len(observations), self.inner.uses_images)
-        for obs, action in zip(observations, actions):
+        executed = np.array(actions, dtype=np.float64)
+        for obs, action, sent in zip(observations, actions, executed):
             buffer = self.buffers[obs.episode]
             missing = [camera for camera in CAMERA_KEYS if camera not in obs.images]
             if missing or obs.privileged is None:
@@ -77,7 +123,10 @@ class DemoRecorder(Policy):
             buffer["state"].append(obs.state)
             buffer["joint_states"].append(obs.privileged["robot_joint_pos"])
             buffer["actions"].append(np.array(action, dtype=np.float64))
-        return actions
+            if self.noise.active:
+                sent[:] = self.noise.perturb(action, self.noise_streams[obs.episode])
+            buffer["actions_executed"].append(sent.copy())
+        return executed
 
     def take(self, key: str) -> dict[str, list[np.ndarray]] | None:
         return self.buffers.pop(key, None)
@@ -112,7 +161,7 @@ def env_args(protocol: Protocol, suite: str, task_id: int, image_size: int) -> d
 class DemoWriter:
     """Writes successful episodes into one HDF5 file as they finish."""
 
-    def __init__(self, path: Path, protocol: Protocol, policy_name: str) -> None:
+    def __init__(self, path: Path, protocol: Protocol, policy_name: str, noise: ActionNoise = ActionNoise()) -> None:
         import h5py
 
         if path.exists():
@@ -125,6 +174,9 @@ class DemoWriter:
         self.data.attrs["policy"] = policy_name
         self.data.attrs["image_orientation"] = "rotated 180 degrees" if protocol.flip_images else "as rendered"
         self.data.attrs["ee_ori_convention"] = protocol.state
+        self.noise = noise
+        if noise.active:
+            self.data.attrs["action_noise"] = json.dumps(dataclasses.asdict(noise))
         self.count = 0
         self.tasks: dict[tuple[str, int], str] = {}
 
@@ -139,6 +191,8 @@ class DemoWriter:
         done = np.zeros(steps, dtype=np.uint8)
         done[-1] = 1
         demo.create_dataset("actions", data=np.asarray(buffer["actions"]))
+        if self.noise.active:
+            demo.create_dataset("actions_executed", data=np.asarray(buffer["actions_executed"]))
         demo.create_dataset("rewards", data=done)
         demo.create_dataset("dones", data=done)
         obs = demo.create_group("obs")

@@ -34,6 +34,11 @@ class CollectConfig:
     """Env seed (default: the protocol's)."""
     image_size: Optional[int] = None
     """Stored image size (default: the protocol's render size, no resizing)."""
+    action_noise: float = 0.0
+    """Std of Gaussian noise added to the executed arm position deltas (action units: 1 is 5 cm), DART
+    style: the demos keep the policy's clean actions as labels and the sent ones as actions_executed."""
+    rotation_noise: float = 0.0
+    """Std of Gaussian noise added to the executed arm rotation deltas (action units: 1 is 0.5 rad)."""
     workers: Optional[int] = None
     """Env worker processes (default: CPU cores, capped by memory); 0 runs in this process."""
     progress: bool = True
@@ -42,20 +47,21 @@ class CollectConfig:
 
 @command("collect", CollectConfig)
 def cmd_collect(config: CollectConfig) -> int:
-    from vla_bench.collect import DemoRecorder, DemoWriter, env_args, keep
+    from vla_bench.collect import ActionNoise, DemoRecorder, DemoWriter, env_args, keep
     from vla_bench.config import EvalConfig
     from vla_bench.episodes import make_plan
     from vla_bench.evaluate import evaluate
 
+    noise = ActionNoise(position=config.action_noise, rotation=config.rotation_noise)
     protocol = make_plan(suite=config.suite, protocol=config.protocol).protocol
     path = Path(config.output)
     image_size = config.image_size or protocol.render_size
-    writer = DemoWriter(path, protocol, config.policy)
+    writer = DemoWriter(path, protocol, config.policy, noise)
     recorder: list[DemoRecorder] = []
     args_cache: dict[tuple[str, int], dict] = {}
 
     def wrap(policy):
-        recorder.append(DemoRecorder(policy, image_size))
+        recorder.append(DemoRecorder(policy, image_size, noise))
         return recorder[0]
 
     def on_record(record) -> None:
