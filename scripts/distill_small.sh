@@ -24,9 +24,12 @@ DS_WORKERS=${DS_WORKERS:-2}
 # rotation: 1 = 0.5 rad); 0 0: clean demonstrations
 DS_ACTION_NOISE=${DS_ACTION_NOISE:-0.3}
 DS_ROTATION_NOISE=${DS_ROTATION_NOISE:-0.05}
-DS_TEACHER_STEPS=${DS_TEACHER_STEPS:-8000}
+# the teacher's recipe: small-teacher-qpos.json reads the finger joints (as the student); small-teacher.json
+# (its last gripper command, as Seer without --gripper_width) hovered above the object in attempt 4
+DS_TEACHER_RECIPE=${DS_TEACHER_RECIPE:-small-teacher-qpos.json}
+DS_TEACHER_STEPS=${DS_TEACHER_STEPS:-12000}
 DS_ALIGN_STEPS=${DS_ALIGN_STEPS:-1000}
-DS_FINETUNE_STEPS=${DS_FINETUNE_STEPS:-4000}
+DS_FINETUNE_STEPS=${DS_FINETUNE_STEPS:-6000}
 DS_BATCH=${DS_BATCH:-16}
 # random-shift augmentation of the training images, in pixels of the stored 128 px images (0: off)
 DS_AUGMENT_SHIFT=${DS_AUGMENT_SHIFT:-8}
@@ -85,7 +88,7 @@ train_step() {  # $1: run folder; the rest: the command and its flags
 }
 
 # 2-3. teacher, student (align then finetune), stage-2-only student
-train_step "$WORK/teacher" train --init small-teacher.json --steps "$DS_TEACHER_STEPS" --lr "$DS_TEACHER_LR"
+train_step "$WORK/teacher" train --init "$DS_TEACHER_RECIPE" --steps "$DS_TEACHER_STEPS" --lr "$DS_TEACHER_LR"
 TEACHER=$WORK/teacher/checkpoint
 train_step "$WORK/student-align" distill --stage align --init small-student.json --teacher "$TEACHER" \
     --steps "$DS_ALIGN_STEPS" --lr "$DS_ALIGN_LR"
