@@ -34,11 +34,22 @@ def main(path: str) -> int:
     before: dict[str, list[float]] = defaultdict(list)
     at: dict[str, list[float]] = defaultdict(list)
     missing: dict[str, int] = defaultdict(int)
-    with h5py.File(path, "r") as f:
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        print(f"error: cannot read {path} as HDF5 ({exc})", file=sys.stderr)
+        return 2
+    with f:
+        if "data" not in f:
+            print(f"error: {path} has no 'data' group (not a demonstration file)", file=sys.stderr)
+            return 2
         data = f["data"]
         for key in sorted(data):
             demo = data[key]
-            task = str(demo.attrs.get("task_id", demo.attrs.get("instruction", "?")))
+            if "actions" not in demo:
+                print(f"error: {path} data/{key} has no 'actions'", file=sys.stderr)
+                return 2
+            task = str(demo.attrs.get("task_id", demo.attrs.get("language_instruction", "?")))
             actions = np.asarray(demo["actions"])
             t = descent_switch(actions)
             if t is None or t < 3:
@@ -48,7 +59,7 @@ def main(path: str) -> int:
             at[task].append(float(np.abs(actions[t, :3]).max()))
     print(f"{path}: the expert's switch from approach to descent (position labels, action units: 1 = 5 cm)")
     print("task\tdemos\tmax |xyz| over the 3 steps before (mean, median)\tmax |xyz| at the switch (mean)\tno switch found")
-    for task in sorted(set(before) | set(missing)):
+    for task in sorted(set(before) | set(missing), key=lambda t: (not t.isdigit(), int(t) if t.isdigit() else 0, t)):
         b, a = np.asarray(before[task]), np.asarray(at[task])
         stats = f"{b.mean():.3f}, {np.median(b):.3f}\t{a.mean():.3f}" if b.size else "-\t-"
         print(f"{task}\t{b.size}\t{stats}\t{missing[task]}")
