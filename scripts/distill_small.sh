@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The small-scale VITA-VLA recipe on a CPU machine (`make distill-small`; docs/training.md):
-#   1. collect expert demonstrations (real LIBERO) for DS_TASKS of DS_SUITE, init states 0..DS_COLLECT_TRIALS-1,
+#   1. collect expert demonstrations (real LIBERO; DS_EXPERT) for DS_TASKS of DS_SUITE, init states 0..DS_COLLECT_TRIALS-1,
 #      with DART-style action noise (the env runs the expert's action plus noise, the demo keeps the
 #      expert's own action as the label, so the demos show the expert correcting small deviations)
 #   2. train the small Seer teacher on the demos of init states DS_TRAIN_INITS
@@ -20,6 +20,9 @@ DS_COLLECT_TRIALS=${DS_COLLECT_TRIALS:-50}
 DS_TRAIN_INITS=${DS_TRAIN_INITS:-10-49}
 DS_EVAL_TRIALS=${DS_EVAL_TRIALS:-10}
 DS_WORKERS=${DS_WORKERS:-2}
+# the demonstrator: expert-funnel descends onto the object while it aligns; expert (attempts 1-5) stops
+# above the object and then dives, a switch the small students hovered at (docs/training.md)
+DS_EXPERT=${DS_EXPERT:-expert-funnel}
 # std of the Gaussian noise on executed actions while collecting, in action units (position: 1 = 5 cm,
 # rotation: 1 = 0.5 rad); 0 0: clean demonstrations
 DS_ACTION_NOISE=${DS_ACTION_NOISE:-0.3}
@@ -70,7 +73,7 @@ timed() {  # $1: step name; the rest: the command. Appends the step's wall time 
 if [[ ! -f "$DATA" ]]; then
   rm -rf "$WORK/collect.hdf5" "$WORK/collect-run"
   # images stored as rendered (128 px): training resizes them exactly as evaluation does for each model
-  timed collect run collect --suite "$DS_SUITE" --tasks "$DS_TASKS" --trials "$DS_COLLECT_TRIALS" --protocol vita-vla \
+  timed collect run collect --suite "$DS_SUITE" --tasks "$DS_TASKS" --trials "$DS_COLLECT_TRIALS" --protocol vita-vla --policy "$DS_EXPERT" \
       --action-noise "$DS_ACTION_NOISE" --rotation-noise "$DS_ROTATION_NOISE" --workers "$DS_WORKERS" --output "$WORK/collect.hdf5"
   mv "$WORK/collect.hdf5" "$DATA"
 fi

@@ -24,6 +24,11 @@ POS_GAIN = 20.0  # action per metre of position error (OSC scales an action of 1
 ROT_GAIN = 2.0  # action per radian of orientation error (OSC scales an action of 1 to 0.5 rad)
 OPEN, CLOSE = -1.0, 1.0
 HOVER = 0.08  # approach height above the grasp point
+# The funnel approach (policy `expert-funnel`): over the last FUNNEL_XY (m) of the approach the hover
+# height sinks in proportion to the remaining xy and yaw error (reaching the grasp height at zero error),
+# so the arm descends while it aligns instead of stopping above the object and then diving.
+FUNNEL_XY = 0.03
+FUNNEL_YAW = 0.4
 TRAVEL_CLEARANCE = 0.05  # fingertips pass this far above the tops of bodies on the way
 POS_TOL = 0.008
 YAW_TOL = 0.08
@@ -160,8 +165,9 @@ def choose_grasp(priv: Mapping[str, Any], held: str, box: WorldBox) -> Grasp:
 class PlaceSkill:
     """Pick `goal.obj` and put it on / in `goal.target`; retries the grasp if the object slips."""
 
-    def __init__(self, goal: Place) -> None:
+    def __init__(self, goal: Place, funnel: bool = False) -> None:
         self.goal = goal
+        self.funnel = funnel
         self.phase = "approach"
         self.steps = 0
         self.attempts = 0
@@ -223,13 +229,19 @@ class PlaceSkill:
                 return servo(priv, self.home, None, OPEN)
             hover = np.array([*grasp.point[:2], grasp.point[2] + HOVER])
             target = hover
-            if np.linalg.norm(eef[:2] - hover[:2]) > 0.03:
+            offset = float(np.linalg.norm(eef[:2] - hover[:2]))
+            yaw = finger_yaw_error(priv, grasp.close_dir)
+            if offset > 0.03:
                 # Cross above everything on the way (an opened drawer, a cabinet), rising first.
                 target = np.array([*hover[:2], self.travel_z])
-                if eef[2] < self.travel_z - 0.03 and np.linalg.norm(eef[:2] - hover[:2]) > 0.06:
+                if eef[2] < self.travel_z - 0.03 and offset > 0.06:
                     target = np.array([*eef[:2], self.travel_z])
-            aligned = finger_yaw_error(priv, grasp.close_dir) < YAW_TOL
-            if np.linalg.norm(eef[:2] - hover[:2]) < POS_TOL and abs(eef[2] - hover[2]) < 0.02 and aligned:
+            elif self.funnel:
+                sink = float(np.clip(max(offset / FUNNEL_XY, yaw / FUNNEL_YAW), 0.0, 1.0))
+                target = np.array([*hover[:2], grasp.point[2] + HOVER * sink])
+            # the funnel reaches the descent already on its way down: only xy and yaw must be in tolerance
+            level = self.funnel or abs(eef[2] - hover[2]) < 0.02
+            if offset < POS_TOL and level and yaw < YAW_TOL:
                 self._go("descend")
             return servo(priv, target, grasp.close_dir, OPEN)
         if self.phase == "descend":
@@ -317,9 +329,10 @@ class HoldSkill:
         return servo(priv, np.asarray(priv["eef_pos"]), None, OPEN)
 
 
-def make_skill(goal: Subgoal):
+def make_skill(goal: Subgoal, funnel: bool = False):
+    """The skill executing `goal`; `funnel`: pick-and-place approaches descend while aligning."""
     if isinstance(goal, Place):
-        return PlaceSkill(goal)
+        return PlaceSkill(goal, funnel)
     if isinstance(goal, Articulate):
         from vla_bench.policies.expert.articulate import ArticulateSkill
 

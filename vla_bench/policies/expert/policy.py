@@ -18,16 +18,17 @@ from vla_bench.policies.expert.goals import parse_goal, with_preconditions
 class EpisodePlan:
     """The subgoals of one episode and the skill executing the current one."""
 
-    def __init__(self, priv: dict) -> None:
+    def __init__(self, priv: dict, funnel: bool = False) -> None:
         """Plan from the first privileged observation of the episode."""
         self.subgoals = with_preconditions(parse_goal(priv["goal"]), closed_containers(priv))
         self.index = 0
-        self.skill = make_skill(self.subgoals[0]) if self.subgoals else HoldSkill()
+        self.funnel = funnel
+        self.skill = make_skill(self.subgoals[0], funnel) if self.subgoals else HoldSkill()
 
     def act(self, priv: dict) -> np.ndarray:
         if self.skill.done and self.index + 1 < len(self.subgoals):
             self.index += 1
-            self.skill = make_skill(self.subgoals[self.index])
+            self.skill = make_skill(self.subgoals[self.index], self.funnel)
         elif self.skill.done:
             self.skill = HoldSkill()
         return self.skill.act(priv)
@@ -39,7 +40,8 @@ class ExpertPolicy(Policy):
     uses_images = False
     needs_privileged = True
 
-    def __init__(self) -> None:
+    def __init__(self, funnel: bool = False) -> None:
+        self.funnel = funnel
         self._plans: dict[str, EpisodePlan] = {}
 
     def start_episode(self, episode: Episode) -> None:
@@ -55,7 +57,7 @@ class ExpertPolicy(Policy):
                 raise VlaBenchError("policy 'expert' needs privileged simulator state (env built without it)")
             plan = self._plans.get(obs.episode)
             if plan is None:
-                plan = self._plans[obs.episode] = EpisodePlan(obs.privileged)
+                plan = self._plans[obs.episode] = EpisodePlan(obs.privileged, self.funnel)
             row[:] = plan.act(obs.privileged)
         return actions
 
@@ -64,3 +66,10 @@ class ExpertPolicy(Policy):
 def _expert(context: PolicyContext) -> Policy:
     """Privileged scripted expert planned from the BDDL goal (no images; env --env libero)."""
     return ExpertPolicy()
+
+
+@POLICIES.register("expert-funnel")
+def _expert_funnel(context: PolicyContext) -> Policy:
+    """The expert, approaching a grasp down a funnel (descends while aligning, no stop above the object):
+    demonstrations whose approach blends into the descent, for training (make distill-small)."""
+    return ExpertPolicy(funnel=True)
