@@ -163,10 +163,11 @@ class KinematicWorld:
         return self.offset is None and bool(np.all(self.obj["pos"] > lo) and np.all(self.obj["pos"] < hi))
 
 
+@pytest.mark.parametrize("funnel", [False, True])
 @pytest.mark.parametrize(("obj_pos", "yaw"), [([-0.12, -0.24, 0.02], 0.0), ([0.1, -0.1, 0.02], 1.1)])
-def test_place_skill_puts_the_object_in_the_basket(obj_pos, yaw):
+def test_place_skill_puts_the_object_in_the_basket(obj_pos, yaw, funnel):
     world = KinematicWorld(obj_pos, yaw)
-    skill = PlaceSkill(Place("cheese_1", "basket_1_contain_region", "in"))
+    skill = PlaceSkill(Place("cheese_1", "basket_1_contain_region", "in"), funnel)
     phases = []
     for _ in range(300):
         action = skill.act(world.priv())
@@ -178,6 +179,31 @@ def test_place_skill_puts_the_object_in_the_basket(obj_pos, yaw):
             break
     assert world.success(), phases
     assert phases[:6] == ["approach", "descend", "close", "lift", "transport", "lower"]
+
+
+@pytest.mark.parametrize(("obj_pos", "yaw"), [([-0.12, -0.24, 0.02], 0.0), ([0.1, -0.1, 0.02], 1.1)])
+def test_funnel_approach_keeps_moving_into_the_descent(obj_pos, yaw):
+    """The plain expert creeps onto the hover point and then dives; the funnel's position labels stay
+    large until the descent, which starts no faster than the approach ended."""
+    labels = {}
+    for funnel in (False, True):
+        world = KinematicWorld(obj_pos, yaw)
+        skill = PlaceSkill(Place("cheese_1", "basket_1_contain_region", "in"), funnel)
+        approach, descent = [], []
+        while skill.phase in ("approach", "descend") and len(approach) < 200:
+            phase = skill.phase
+            action = skill.act(world.priv())
+            (approach if phase == "approach" else descent).append(float(np.abs(action[:3]).max()))
+            world.step(action)
+        labels[funnel] = approach, descent
+    (plain_approach, plain_descent), (funnel_approach, funnel_descent) = labels[False], labels[True]
+    assert plain_approach[-1] < 0.2 and plain_descent[0] == 1.0  # creep, then full speed
+    assert min(funnel_approach) > 0.5 and funnel_descent[0] <= funnel_approach[-1] + 1e-9
+
+
+def test_expert_funnel_is_a_registered_variant():
+    policy = make_policy("expert-funnel", PolicyContext(protocol=protocols().get("openvla")))
+    assert policy.needs_privileged and policy.funnel and not make_policy("expert", PolicyContext(protocol=protocols().get("openvla"))).funnel
 
 
 def test_place_skill_retries_when_the_object_stays_behind():
