@@ -20,9 +20,9 @@ DS_COLLECT_TRIALS=${DS_COLLECT_TRIALS:-50}
 DS_TRAIN_INITS=${DS_TRAIN_INITS:-10-49}
 DS_EVAL_TRIALS=${DS_EVAL_TRIALS:-10}
 DS_WORKERS=${DS_WORKERS:-2}
-# the demonstrator: expert-funnel descends onto the object while it aligns; expert (attempts 1-5) stops
-# above the object and then dives, a switch the small students hovered at (docs/training.md)
-DS_EXPERT=${DS_EXPERT:-expert-funnel}
+# the demonstrator: expert stops above the object and then dives (the students hovered at that switch in
+# attempt 5); expert-funnel descends while it aligns, tried in attempt 6 and worse there (docs/training.md)
+DS_EXPERT=${DS_EXPERT:-expert}
 # std of the Gaussian noise on executed actions while collecting, in action units (position: 1 = 5 cm,
 # rotation: 1 = 0.5 rad); 0 0: clean demonstrations
 DS_ACTION_NOISE=${DS_ACTION_NOISE:-0.3}
