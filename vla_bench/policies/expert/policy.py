@@ -70,6 +70,7 @@ def _expert(context: PolicyContext) -> Policy:
 
 @POLICIES.register("expert-funnel")
 def _expert_funnel(context: PolicyContext) -> Policy:
-    """The expert, approaching a grasp down a funnel (descends while aligning, no stop above the object):
-    demonstrations whose approach blends into the descent, for training (make distill-small)."""
+    """The expert with a pick approach that descends while it aligns (no stop above the object).
+
+    Its approach blends into the descent; tried as make distill-small's demonstrator (attempt 6)."""
     return ExpertPolicy(funnel=True)
