@@ -8,7 +8,8 @@
 #   4. evaluate the three on init states 0..DS_EVAL_TRIALS-1 (no training demo started there) under the
 #      protocol the checkpoints declare, and `vla-bench report` them into DS_OUT
 # Settings come from the environment (the Makefile passes its DS_* variables). Every step skips what
-# is already complete, and an interrupted training step continues with --resume.
+# is already complete, and an interrupted step continues with --resume; an evaluation counts as
+# complete only for the checkpoint it evaluated (same sha256).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -125,8 +126,29 @@ for pair in "teacher:seer:$WORK/teacher" "student:vita-vla:$WORK/student" "stude
   out=$DS_OUT/eval-$name
   names+=("$name")
   runs+=("$out")
-  if .venv/bin/python -c "import json,sys; sys.exit(json.load(open(sys.argv[1])).get('status') != 'finished')" "$out/run.json" 2>/dev/null; then
-    continue  # evaluated: its checkpoint copy is the one it evaluated
+  # done: $out evaluated this very checkpoint (same hash) to the end; resume: it began to; stale: it
+  # evaluated another checkpoint (e.g. the committed one, in a fresh clone) and is moved aside, not reused
+  state=$(.venv/bin/python - "$out/run.json" "$dir/checkpoint" <<'PY'
+import json, sys
+from pathlib import Path
+from vla_bench.results.provenance import sha256_path
+try:
+    run = json.loads(Path(sys.argv[1]).read_text())
+except (OSError, ValueError):
+    print("fresh"); sys.exit()
+same = (run.get("policy", {}).get("checkpoint") or {}).get("sha256") == sha256_path(Path(sys.argv[2]))
+print(("done" if run.get("status") == "finished" else "resume") if same else "stale")
+PY
+)
+  if [[ $state == done ]]; then
+    echo "= $out done (evaluated this checkpoint)"; continue
+  fi
+  if [[ $state == stale && -d $out ]]; then
+    aside=$DS_OUT/replaced-$(date -u +%Y%m%dT%H%M%SZ)
+    mkdir -p "$aside"
+    mv "$out" "$aside/eval-$name"
+    [[ -d "$DS_OUT/checkpoints/$name" ]] && mv "$DS_OUT/checkpoints/$name" "$aside/checkpoint-$name"
+    echo "= $out evaluated another checkpoint: moved to $aside, evaluating the new one"
   fi
   rm -rf "$DS_OUT/checkpoints/$name"
   cp -r "$dir/checkpoint" "$DS_OUT/checkpoints/$name"

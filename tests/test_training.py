@@ -73,6 +73,17 @@ def test_reader_round_trips_a_collected_file(demos):
     assert end["valid"][-1].tolist() == [True, False, False]  # past the demo's end: masked
 
 
+def test_reader_orders_demos_by_episode_not_by_finish_order(tmp_path):
+    # workers finish out of order: the same episodes written 1-then-0 must read back as 0, 1
+    forward = write_fake_demos(tmp_path / "forward.hdf5", inits=(0, 1))
+    backward = write_fake_demos(tmp_path / "backward.hdf5", inits=(1, 0))
+    a, b = D.read_demos(forward, ("agentview",)), D.read_demos(backward, ("agentview",))
+    assert [d.init_idx for d in a] == [d.init_idx for d in b] == [0, 1]
+    assert [d.name for d in b] == ["demo_1", "demo_0"]
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x.actions, y.actions)
+
+
 def test_split_is_by_init_state_and_noop_filter(demos):
     read = D.read_demos(demos, ("agentview",))
     train, val = D.split_demos(read * 2, val_fraction=0.5, seed=0)  # duplicates share a group

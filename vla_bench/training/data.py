@@ -92,7 +92,7 @@ def file_conventions(path: Path) -> dict[str, Any]:
 def read_demos(path: Path, views: Sequence[str]) -> list[Demo]:
     """Every demo of one HDF5 file, with the fields `views` and the state need."""
     path = Path(path)
-    demos = []
+    demos, order = [], []
     with _open(path) as f:
         if "data" not in f:
             raise DatasetError(f"dataset {path}: group data/ is missing (not a LIBERO/robomimic file)")
@@ -123,7 +123,20 @@ def read_demos(path: Path, views: Sequence[str]) -> list[Demo]:
             else:
                 group = f"{path.name}/{name}"
             demos.append(Demo(str(path), name, task, group, images, state.astype(np.float32), actions.astype(np.float32), init_idx))
+            order.append(_episode_key(demo.attrs))
+    if all(key is not None for key in order):
+        # `vla-bench collect` writes demos in the order its workers finish them, so the same
+        # episodes can land in a different demo_<i> order from run to run; sorting by episode
+        # identity makes training independent of worker timing.
+        demos = [demo for _, demo in sorted(zip(order, demos), key=lambda pair: pair[0])]
     return demos
+
+
+def _episode_key(attrs) -> tuple | None:
+    """(suite, task_id, init_idx, seed) of a demo written by `vla-bench collect`; None otherwise."""
+    if not all(k in attrs for k in ("suite", "task_id", "init_idx", "seed")):
+        return None
+    return (str(attrs["suite"]), int(attrs["task_id"]), int(attrs["init_idx"]), int(attrs["seed"]))
 
 
 def drop_noops(demo: Demo) -> Demo:
